@@ -1,0 +1,41 @@
+# The index of commands. `make run` and `make test` install into .venv when needed.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-fast bench lint format clean-venv
+
+$(STAMP): requirements.txt Makefile
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	# facenet-pytorch pins torch<2.3 and numpy<2 in its metadata but works with these versions.
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m streamlit run app.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not browser"
+
+bench: $(STAMP)
+	$(PY) -m core bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check core tests pages app.py
+	$(PY) -m ruff format --check core tests pages app.py
+
+format: $(STAMP)
+	$(PY) -m ruff format core tests pages app.py
+	$(PY) -m ruff check --fix core tests pages app.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,69 @@
+"""Model cards: built from a training run and filled in by the evaluate command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.data import load_dataset
+from core.evaluation import evaluate_model
+from core.registry import find_model, load_model, save_model
+
+
+def card_from_run(run_dir: Path, command: str | None = None) -> dict[str, Any]:
+    """A model card (without metrics) from a run folder's config.json and summary.json."""
+    config = json.loads((run_dir / "config.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    card: dict[str, Any] = {
+        "architecture": config["architecture"],
+        "arch_args": config.get("arch_args", {}),
+        "preprocessing": summary.get("preprocessing", {"input_size": config.get("input_size", 48)}),
+        "scheme": config["scheme"],
+        "training": {
+            key: config.get(key)
+            for key in (
+                "data", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
+                "label_smoothing", "class_weights", "augment", "ema_decay", "seed", "input_size",
+            )
+        },
+        "train_seconds": summary.get("train_seconds"),
+        "hardware": summary.get("hardware"),
+        "best_epoch": (summary.get("best") or {}).get("epoch"),
+        "command": command,
+    }
+    if config["scheme"] == "masked":
+        card["masking"] = {
+            key: config.get(key)
+            for key in ("mask_mode", "mask_probability", "clusters", "cluster_scope", "attention_model", "cam_method")
+        }
+    return card
+
+
+def register_run(run_dir: Path, name: str, directory: Path | None = None, command: str | None = None) -> Path:
+    """Save a run's best weights under `name` with a card, then evaluate it on the run's val data."""
+    card = card_from_run(run_dir, command)
+    weights = torch.load(run_dir / "best.pt", weights_only=True)
+    path = save_model(weights, card, name, directory)
+    config = json.loads((run_dir / "config.json").read_text())
+    evaluate_and_record(str(path), config.get("val_data") or config["data"], config.get("val_split") or "val")
+    return path
+
+
+def evaluate_and_record(model_name: str, data: str, split: str | None = "val", occlusion: bool = True) -> dict[str, Any]:
+    """Evaluate a registered model on a dataset and store the result in its card under `evaluations`."""
+    model = load_model(model_name)
+    faces = load_dataset(data, split)
+    result = evaluate_model(model.module, faces, model.preprocessing, occlusion=occlusion)
+    result["data"] = str(data)
+    result["split"] = split
+    card_path = find_model(model_name).with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    key = f"{Path(data).name}/{split}" if split else Path(data).name
+    card.setdefault("evaluations", {})[key] = result
+    temporary = card_path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(card, indent=2) + "\n")
+    temporary.replace(card_path)
+    return result

@@ -1,0 +1,323 @@
+"""Command line: predict, train, evaluate, clusters (and jobs). Errors are one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+DATA_DEFAULT = "../shared/datasets/fer2013"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Facial emotion recognition studio")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train (or resume) a model")
+    train.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
+    train.add_argument("--val-data", default=None, help="validation data (default: --data, split val)")
+    train.add_argument("--run-dir", required=True, help="run folder; an existing checkpoint there is resumed")
+    train.add_argument("--arch", default="vgg", help="architecture name")
+    train.add_argument("--arch-args", default="{}", help="architecture arguments as JSON")
+    train.add_argument("--scheme", default="baseline", choices=["baseline", "masked"])
+    train.add_argument("--mask-mode", default="random", choices=["random", "expand"])
+    train.add_argument("--mask-probability", type=float, default=0.5)
+    train.add_argument("--clusters", type=int, default=3)
+    train.add_argument("--cluster-scope", default="image", choices=["image", "dataset"])
+    train.add_argument("--attention-model", default=None, help="trained baseline for the masked scheme")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
+    train.add_argument("--lr", type=float, default=0.05)
+    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--schedule", default="cosine", choices=["cosine", "plateau"])
+    train.add_argument("--label-smoothing", type=float, default=0.1)
+    train.add_argument("--class-weights", action="store_true")
+    train.add_argument("--no-augment", action="store_true")
+    train.add_argument("--ema-decay", type=float, default=0.999)
+    train.add_argument("--input-size", type=int, default=40)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--limit", type=int, default=None, help="use only this many training images")
+    train.add_argument("--threads", type=int, default=None)
+    train.add_argument("--save-as", default=None, help="register the best weights under this name")
+    train.add_argument("--models-dir", default=None, help="where --save-as writes (default: $FER_STUDIO_HOME/models)")
+
+    predict = commands.add_parser("predict", help="find faces in photos and predict their emotions")
+    predict.add_argument("paths", nargs="+", help="images or folders of images")
+    predict.add_argument("--models", nargs="+", default=None, help="registered model names (default: baseline masked)")
+    predict.add_argument("--json", action="store_true", help="print JSON with boxes and per-class probabilities")
+    predict.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
+    predict.add_argument("--min-face-size", type=int, default=20)
+    predict.add_argument("--threshold", type=float, default=0.9, help="face detector score threshold")
+    predict.add_argument("--max-faces", type=int, default=20)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a model on a labelled dataset")
+    evaluate.add_argument("--model", required=True, help="registered model name")
+    evaluate.add_argument("--data", required=True, help="FER2013 folder/CSV or a folder root/emotion/*")
+    evaluate.add_argument("--split", default=None, help="train/val/test for FER2013 data")
+    evaluate.add_argument("--detect-faces", action="store_true", help="run face detection on full photos first")
+    evaluate.add_argument("--no-occlusion", action="store_true", help="skip the occlusion test")
+    evaluate.add_argument("--record", action="store_true", help="store the result in the model card")
+    evaluate.add_argument("--json", action="store_true")
+
+    clusters = commands.add_parser("clusters", help="write the attention clusters of a face")
+    clusters.add_argument("image", help="a photo with a face, or a 48x48 face crop")
+    clusters.add_argument("--model", default="baseline", help="model whose Grad-CAM is the attention")
+    clusters.add_argument("-n", "--clusters", type=int, default=3)
+    clusters.add_argument("--lam", type=float, default=1.5)
+    clusters.add_argument("--alpha", type=float, default=1.2)
+    clusters.add_argument("--out", default=None, help="output PNG (default: IMAGE-clusters.png)")
+
+    register = commands.add_parser("register", help="register a training run's best weights as a model")
+    register.add_argument("run_dir")
+    register.add_argument("--name", required=True)
+    register.add_argument("--models-dir", default=None)
+    register.add_argument("--command", default=None, help="the training command to record in the card")
+
+    framing = commands.add_parser("framing", help="measure how MTCNN boxes sit in FER2013 crops")
+    framing.add_argument("--data", default=DATA_DEFAULT)
+    framing.add_argument("--count", type=int, default=300)
+
+    commands.add_parser("models", help="list registered models")
+
+    from core.jobs.cli import add_jobs_parser
+
+    add_jobs_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, LookupError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from core.training import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data,
+        val_data=args.val_data,
+        architecture=args.arch,
+        arch_args=json.loads(args.arch_args),
+        scheme=args.scheme,
+        mask_mode=args.mask_mode,
+        mask_probability=args.mask_probability,
+        clusters=args.clusters,
+        cluster_scope=args.cluster_scope,
+        attention_model=args.attention_model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        label_smoothing=args.label_smoothing,
+        class_weights=args.class_weights,
+        augment=not args.no_augment,
+        ema_decay=args.ema_decay,
+        input_size=args.input_size,
+        seed=args.seed,
+        limit=args.limit,
+        threads=args.threads,
+    )
+
+    def report(row: dict) -> None:
+        print(
+            f"epoch {row['epoch']:3d}  loss {row['train_loss']:.3f}  val acc {row['val_accuracy']:.4f}  "
+            f"macro-F1 {row['val_macro_f1']:.4f}  {row['images_per_second']:.0f} img/s",
+            flush=True,
+        )
+
+    summary = train(config, args.run_dir, on_epoch=report)
+    print(f"best val accuracy {summary['best']['val_accuracy']:.4f} at epoch {summary['best']['epoch']}")
+    if args.save_as:
+        from core.cards import register_run
+
+        path = register_run(Path(args.run_dir), args.save_as, Path(args.models_dir) if args.models_dir else None, command=" ".join(["python -m core", *sys.argv[1:]]))
+        print(f"registered {args.save_as}: {path}")
+    return 0
+
+
+def _image_paths(paths: Sequence[str]) -> list[Path]:
+    from core.data import IMAGE_SUFFIXES
+
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{raw}: no such file or folder")
+    if not found:
+        raise ValueError("no images found in " + ", ".join(paths))
+    return found
+
+
+def _models(names: Sequence[str] | None) -> list:
+    from core.registry import list_models, load_model
+
+    if not names:
+        registered = [card["name"] for card in list_models()]
+        names = [n for n in ("baseline", "masked") if n in registered] or registered[:2]
+        if not names:
+            raise LookupError("no models are registered; train one with `python -m core train`")
+    return [load_model(name) for name in names]
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from core.faces import FaceDetector
+    from core.images import ImageError, decode_image
+    from core.pipeline import analyze
+
+    paths = _image_paths(args.paths)
+    models = _models(args.models)
+    detector = FaceDetector(args.min_face_size, args.threshold, args.max_faces)
+    results, failures = [], 0
+    for path in paths:
+        try:
+            image = decode_image(path)
+        except ImageError as err:
+            failures += 1
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        analysis = analyze(image, models, detector, cam_method=None, flip_tta=args.flip_tta)
+        results.append({"image": str(path), **analysis.to_dict()})
+        if not args.json:
+            _print_table(str(path), analysis)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failures else 0
+
+
+def _print_table(source: str, analysis) -> None:
+    if not analysis.faces:
+        print(f"{source}: no face found")
+        return
+    for number, result in enumerate(analysis.faces, start=1):
+        x1, y1, x2, y2 = (round(v) for v in result.face.box)
+        verdicts = "  ".join(
+            f"{name}: {result.top(name)[0]} {result.top(name)[1]:.0%}" for name in analysis.models
+        )
+        agreement = "" if result.agree() else "  (models disagree)"
+        print(f"{source}  face {number} [{x1},{y1},{x2},{y2}]  {verdicts}{agreement}")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from core.cards import evaluate_and_record
+    from core.data import load_dataset
+    from core.evaluation import evaluate_model
+    from core.labels import EMOTIONS
+    from core.registry import load_model
+
+    if args.record:
+        if args.detect_faces:
+            raise ValueError("--record works with face crops only (no --detect-faces)")
+        result = evaluate_and_record(args.model, args.data, args.split, occlusion=not args.no_occlusion)
+    else:
+        model = load_model(args.model)
+        cropper = None
+        if args.detect_faces:
+            from core.faces import FaceDetector, largest_face_crop
+
+            detector = FaceDetector()
+            cropper = lambda image: largest_face_crop(detector, image)  # noqa: E731
+        faces = load_dataset(args.data, args.split, face_cropper=cropper)
+        result = evaluate_model(model.module, faces, model.preprocessing, occlusion=not args.no_occlusion)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    low, high = result["accuracy_95ci"]
+    print(f"{args.model} on {args.data} ({result['count']} faces)")
+    print(f"accuracy {result['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f})  macro-F1 {result['macro_f1']:.4f}")
+    print(f"{'class':10s} {'precision':>9s} {'recall':>7s} {'f1':>6s} {'support':>8s}")
+    for name in EMOTIONS:
+        row = result["per_class"][name]
+        print(f"{name:10s} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} {row['support']:8d}")
+    if "occlusion" in result:
+        for region in ("eyes", "lower_face"):
+            print(f"accuracy with {region} covered: {result['occlusion'][region]['accuracy']['all']:.4f}")
+    return 0
+
+
+def run_clusters(args: argparse.Namespace) -> int:
+    from core.faces import FaceDetector, largest_face_crop
+    from core.images import decode_image, to_gray_array
+    from core.registry import load_model
+    from core.visuals import cluster_figure
+
+    image = decode_image(args.image)
+    if image.size == (48, 48):
+        crop = to_gray_array(image)
+    else:
+        crop = largest_face_crop(FaceDetector(), image)
+        if crop is None:
+            raise ValueError(f"{args.image}: no face found")
+    model = load_model(args.model)
+    picture = cluster_figure(model, crop, args.clusters, args.lam, args.alpha)
+    out = Path(args.out) if args.out else Path(args.image).with_name(Path(args.image).stem + "-clusters.png")
+    picture.save(out)
+    print(f"wrote {out}")
+    return 0
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from core.cards import register_run
+
+    path = register_run(Path(args.run_dir), args.name, Path(args.models_dir) if args.models_dir else None, args.command)
+    print(f"registered {args.name}: {path}")
+    return 0
+
+
+def run_framing(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from core.data import load_dataset
+    from core.faces import FaceDetector, measure_framing
+
+    faces = load_dataset(args.data, "val")
+    chosen = np.random.default_rng(0).choice(len(faces), min(args.count, len(faces)), replace=False)
+    detector = FaceDetector(min_face_size=40, score_threshold=0.8)
+    print(json.dumps(measure_framing(detector, faces.images[chosen]), indent=2))
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from core.registry import list_models
+
+    cards = list_models()
+    if not cards:
+        print("no models registered")
+    for card in cards:
+        accuracy = next(iter(card.get("evaluations", {}).values()), {}).get("accuracy")
+        shown = f"{accuracy:.4f}" if accuracy is not None else "not evaluated"
+        print(f"{card['name']:20s} {card['architecture']:10s} {card.get('scheme', '?'):9s} val accuracy {shown}  {card['path']}")
+    return 0
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    from core.jobs.cli import run_jobs as run
+
+    return run(args)
+
+
+COMMANDS = {
+    "train": run_train,
+    "predict": run_predict,
+    "evaluate": run_evaluate,
+    "clusters": run_clusters,
+    "register": run_register,
+    "framing": run_framing,
+    "models": run_models,
+    "jobs": run_jobs,
+}

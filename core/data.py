@@ -1,0 +1,220 @@
+"""Labelled face datasets: FER2013 (CSV or folders) and any folder of labelled faces.
+
+Every loader returns a FaceDataset of 48x48 uint8 grayscale arrays, decoded once and
+cached on disk as .npz so an epoch never decodes JPEGs again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.images import ImageError, decode_image, to_gray_array
+from core.labels import EMOTIONS, label_index
+
+CROP_SIZE = 48
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm"}
+CSV_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+
+class DatasetError(ValueError):
+    """A malformed dataset; the message names the row or file at fault."""
+
+
+@dataclass
+class FaceDataset:
+    """Faces as uint8 arrays (N, 48, 48) with labels in core.labels.EMOTIONS order."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    sources: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(EMOTIONS))
+        return {name: int(c) for name, c in zip(EMOTIONS, counts, strict=True)}
+
+    def subset(self, indices: np.ndarray) -> FaceDataset:
+        return FaceDataset(
+            self.images[indices], self.labels[indices], [self.sources[i] for i in indices]
+        )
+
+
+def cache_dir() -> Path:
+    """Where decoded datasets are cached (FER_STUDIO_CACHE, default ~/.cache/fer-studio)."""
+    return Path(os.environ.get("FER_STUDIO_CACHE", Path.home() / ".cache" / "fer-studio"))
+
+
+def load_dataset(
+    path: str | Path,
+    split: str | None = None,
+    face_cropper: Callable[[Image.Image], np.ndarray | None] | None = None,
+    use_cache: bool = True,
+) -> FaceDataset:
+    """Load a dataset from a FER2013 CSV, a `root/split/emotion/*` tree or `root/emotion/*`.
+
+    `split` picks train/val/test from a CSV or a split tree; a folder that is itself a
+    split (`root/emotion/*`) needs none. `face_cropper` turns a full photo into a 48x48
+    crop (face detection) for folders of photos; without it images are centre-cropped.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise DatasetError(f"{path}: expected a fer2013.csv file or a folder")
+        return _cached(path, split, "csv", lambda: load_fer_csv(path, split), use_cache)
+    if split is not None and (path / split).is_dir():
+        path = path / split
+    elif split is not None and not _has_class_folders(path):
+        raise DatasetError(f"{path}: no '{split}' folder")
+    kind = "detect" if face_cropper else "folder"
+    return _cached(
+        path, None, kind, lambda: load_labelled_folder(path, face_cropper), use_cache
+    )
+
+
+def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
+    """Read Kaggle's fer2013.csv (columns emotion, pixels, Usage); split is train/val/test."""
+    usage = None
+    if split is not None:
+        if split not in CSV_SPLITS:
+            raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(CSV_SPLITS)}")
+        usage = CSV_SPLITS[split]
+    images, labels, sources = [], [], []
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"emotion", "pixels"} - set(reader.fieldnames or [])
+        if missing:
+            raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for row_number, row in enumerate(reader, start=2):
+            if usage is not None and row.get("Usage", "").strip() != usage:
+                continue
+            where = f"{path}, row {row_number}"
+            try:
+                label = int(row["emotion"])
+            except (TypeError, ValueError):
+                raise DatasetError(f"{where}: emotion {row['emotion']!r} is not a number") from None
+            if not 0 <= label < len(EMOTIONS):
+                raise DatasetError(f"{where}: emotion {label} is outside 0..{len(EMOTIONS) - 1}")
+            try:
+                pixels = np.array((row["pixels"] or "").split(), dtype=np.int64)
+            except ValueError:
+                raise DatasetError(f"{where}: pixels are not all integers") from None
+            if pixels.size != CROP_SIZE * CROP_SIZE:
+                raise DatasetError(
+                    f"{where}: {pixels.size} pixel values, expected {CROP_SIZE * CROP_SIZE}"
+                )
+            if pixels.min() < 0 or pixels.max() > 255:
+                raise DatasetError(f"{where}: pixel values outside 0..255")
+            images.append(pixels.astype(np.uint8).reshape(CROP_SIZE, CROP_SIZE))
+            labels.append(label)
+            sources.append(f"row {row_number}")
+    if not images:
+        raise DatasetError(f"{path}: no rows" + (f" with Usage {usage}" if usage else ""))
+    return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), sources)
+
+
+def load_labelled_folder(
+    root: str | Path, face_cropper: Callable[[Image.Image], np.ndarray | None] | None = None
+) -> FaceDataset:
+    """Read `root/<emotion>/*` images of any size and mode into 48x48 grayscale crops."""
+    root = Path(root)
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise DatasetError(f"{root}: no emotion folders (expected e.g. {root}/happy/*.jpg)")
+    images, labels, sources = [], [], []
+    for class_dir in class_dirs:
+        try:
+            label = label_index(class_dir.name)
+        except ValueError as err:
+            raise DatasetError(f"{class_dir}: {err}") from None
+        files = sorted(
+            f for f in class_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not files:
+            raise DatasetError(f"{class_dir}: empty class folder (no images)")
+        for file in files:
+            try:
+                crop = _crop_file(file, face_cropper)
+            except ImageError as err:
+                raise DatasetError(str(err)) from None
+            if crop is None:
+                continue  # no face found: a photo, not a defect of the dataset
+            images.append(crop)
+            labels.append(label)
+            sources.append(str(file.relative_to(root)))
+    if not images:
+        raise DatasetError(f"{root}: no usable faces")
+    return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), sources)
+
+
+def _crop_file(
+    file: Path, face_cropper: Callable[[Image.Image], np.ndarray | None] | None
+) -> np.ndarray | None:
+    image = decode_image(file)
+    if face_cropper is not None:
+        return face_cropper(image)
+    if image.size == (CROP_SIZE, CROP_SIZE):
+        return to_gray_array(image)
+    return to_gray_array(_centre_square(image).resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR))
+
+
+def _centre_square(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def _has_class_folders(path: Path) -> bool:
+    for child in path.iterdir():
+        if child.is_dir():
+            try:
+                label_index(child.name)
+                return True
+            except ValueError:
+                continue
+    return False
+
+
+def _fingerprint(path: Path, split: str | None, kind: str) -> str:
+    """Changes whenever a file under `path` is added, removed or modified."""
+    digest = hashlib.sha1(f"{path.resolve()}|{split}|{kind}|v1".encode())
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _cached(
+    path: Path,
+    split: str | None,
+    kind: str,
+    load: Callable[[], FaceDataset],
+    use_cache: bool,
+) -> FaceDataset:
+    if not use_cache:
+        return load()
+    file = cache_dir() / f"{path.name}-{split or 'all'}-{_fingerprint(path, split, kind)}.npz"
+    if file.exists():
+        with np.load(file) as data:
+            return FaceDataset(data["images"], data["labels"], list(data["sources"]))
+    dataset = load()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = file.with_suffix(".tmp.npz")
+    np.savez(
+        temporary, images=dataset.images, labels=dataset.labels, sources=np.array(dataset.sources)
+    )
+    os.replace(temporary, file)
+    return dataset

@@ -1,0 +1,161 @@
+"""The one pipeline: decode → detect → crop → classify (every model) → explain.
+
+The app, the CLI and the benchmark all call analyze(); none re-implements a step.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from core.faces import Face, FaceDetector, crop_face
+from core.images import decode_image
+from core.labels import EMOTIONS
+from core.predict import predict_proba
+from core.registry import LoadedModel
+from core.saliency import attention_maps
+
+
+@dataclass
+class FaceResult:
+    """One face: where it is, its 48x48 crop, and each model's probabilities and heatmap."""
+
+    face: Face
+    crop: np.ndarray
+    probabilities: dict[str, np.ndarray]
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def top(self, model: str) -> tuple[str, float]:
+        """The predicted emotion of a model and its probability."""
+        probs = self.probabilities[model]
+        index = int(np.argmax(probs))
+        return EMOTIONS[index], float(probs[index])
+
+    def agree(self) -> bool:
+        """Whether every model predicts the same emotion."""
+        return len({self.top(name)[0] for name in self.probabilities}) <= 1
+
+
+@dataclass
+class Analysis:
+    """Everything the pipeline found in one photo."""
+
+    image: Image.Image
+    faces: list[FaceResult]
+    models: list[str]
+    flip_tta: bool = False
+    cam_method: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready result: boxes, landmarks and per-class probabilities per model."""
+        return {
+            "image_size": list(self.image.size),
+            "models": self.models,
+            "flip_tta": self.flip_tta,
+            "faces": [
+                {
+                    **result.face.as_dict(),
+                    "predictions": {
+                        name: {
+                            "emotion": result.top(name)[0],
+                            "confidence": round(result.top(name)[1], 4),
+                            "probabilities": {e: round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)},
+                        }
+                        for name, probs in result.probabilities.items()
+                    },
+                }
+                for result in self.faces
+            ],
+        }
+
+    def to_csv(self, source: str = "") -> str:
+        """One row per face and model: box, top emotion, confidence and every class probability."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS])
+        for number, result in enumerate(self.faces, start=1):
+            for name, probs in result.probabilities.items():
+                emotion, confidence = result.top(name)
+                writer.writerow(
+                    [source, number, *(round(v) for v in result.face.box), name, emotion, f"{confidence:.4f}", *(f"{p:.4f}" for p in probs)]
+                )
+        return buffer.getvalue()
+
+
+def analyze(
+    source: Image.Image | bytes,
+    models: list[LoadedModel],
+    detector: FaceDetector,
+    cam_method: str | None = "gradcam",
+    cam_class: int | None = None,
+    flip_tta: bool = False,
+) -> Analysis:
+    """Find every face, classify it with every model and (if cam_method) explain each prediction.
+
+    cam_class None explains each model's own predicted class.
+    """
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    image = source if isinstance(source, Image.Image) else decode_image(source)
+    timings["decode"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    faces = detector.detect(image)
+    timings["detect"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    crops = np.stack([crop_face(image, face) for face in faces]) if faces else np.zeros((0, 48, 48), np.uint8)
+    timings["crop"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    probabilities = {model.name: predict_proba(model, crops, flip_tta) for model in models}
+    timings["classify"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    heatmaps: dict[str, np.ndarray] = {}
+    if cam_method and faces:
+        for model in models:
+            classes = [cam_class] * len(faces) if cam_class is not None else probabilities[model.name].argmax(axis=1)
+            heatmaps[model.name] = attention_maps(model, crops, classes, method=cam_method)
+    timings["saliency"] = time.perf_counter() - mark
+    timings["total"] = time.perf_counter() - started
+
+    results = [
+        FaceResult(
+            face=face,
+            crop=crops[i],
+            probabilities={name: probs[i] for name, probs in probabilities.items()},
+            heatmaps={name: maps[i] for name, maps in heatmaps.items()},
+        )
+        for i, face in enumerate(faces)
+    ]
+    return Analysis(image, results, [m.name for m in models], flip_tta, cam_method, timings)
+
+
+def annotate(analysis: Analysis, model: str | None = None) -> Image.Image:
+    """The photo with every face boxed and labelled with a model's emotion (default: the first)."""
+    picture = analysis.image.copy()
+    draw = ImageDraw.Draw(picture)
+    model = model or (analysis.models[0] if analysis.models else None)
+    line = max(2, round(max(picture.size) / 300))
+    font = ImageFont.load_default(size=max(12, round(max(picture.size) / 40)))
+    for number, result in enumerate(analysis.faces, start=1):
+        x1, y1, x2, y2 = result.face.box
+        colour = (46, 204, 113) if result.agree() else (241, 196, 15)
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
+        label = f"{number}"
+        if model is not None:
+            emotion, confidence = result.top(model)
+            label = f"{number}: {emotion} {confidence:.0%}"
+        left, top, right, bottom = draw.textbbox((x1, y1), label, font=font)
+        y = y1 - (bottom - top) - 2 * line if y1 - (bottom - top) - 2 * line > 0 else y2 + line
+        draw.rectangle((x1, y, x1 + right - left + 2 * line, y + bottom - top + 2 * line), fill=colour)
+        draw.text((x1 + line, y + line - (top - y1)), label, fill=(0, 0, 0), font=font)
+    return picture

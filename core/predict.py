@@ -1,0 +1,29 @@
+"""Face crops → per-class probabilities for one or more models, all faces in one batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.preprocess import to_tensor
+from core.registry import LoadedModel
+
+
+@torch.inference_mode()
+def predict_proba(model: LoadedModel, crops: np.ndarray, flip_tta: bool = False) -> np.ndarray:
+    """Probabilities (N, 7) for uint8 crops (N, 48, 48); flip_tta averages with the mirrored face."""
+    crops = np.asarray(crops)
+    if crops.ndim == 2:
+        crops = crops[None]
+    if len(crops) == 0:
+        return np.zeros((0, 7), dtype=np.float32)
+    inputs = to_tensor(crops, model.preprocessing)
+    probabilities = torch.softmax(model.module(inputs), dim=1)
+    if flip_tta:
+        probabilities = (probabilities + torch.softmax(model.module(inputs.flip(-1)), dim=1)) / 2
+    return probabilities.numpy()
+
+
+def predict_many(models: list[LoadedModel], crops: np.ndarray, flip_tta: bool = False) -> dict[str, np.ndarray]:
+    """{model name: probabilities (N, 7)} for every model on the same crops."""
+    return {model.name: predict_proba(model, crops, flip_tta) for model in models}

@@ -1,0 +1,84 @@
+"""Grad-CAM saliency through the grad-cam package: heatmaps, overlays on the crop and the photo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from core.architectures import cam_layer
+from core.faces import Face
+from core.preprocess import centre_offset, spec, to_tensor
+from core.registry import LoadedModel
+
+# Method names for a select box, as the package's own command-line tool maps them.
+CAM_METHODS: dict[str, Any] = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "hirescam": HiResCAM,
+    "xgradcam": XGradCAM,
+    "layercam": LayerCAM,
+    "eigencam": EigenCAM,
+}
+
+
+def attention_maps(
+    model: LoadedModel,
+    crops: np.ndarray,
+    classes: np.ndarray | list[int] | None = None,
+    method: str = "gradcam",
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Heatmaps (N, S, S) in [0, 1] on the face crops' grid; `classes` None means the predicted class.
+
+    Pixels of the crop the network does not see (outside its centre input) get 0.
+    """
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown saliency method {method!r}; choose one of {', '.join(CAM_METHODS)}")
+    crops = np.asarray(crops)
+    if crops.ndim == 2:
+        crops = crops[None]
+    maps = []
+    with model.lock, CAM_METHODS[method](model=model.module, target_layers=[cam_layer(model.module)]) as cam:
+        for start in range(0, len(crops), batch_size):
+            inputs = to_tensor(crops[start : start + batch_size], model.preprocessing)
+            targets = None
+            if classes is not None:
+                chosen = classes[start : start + batch_size]
+                targets = [ClassifierOutputTarget(int(c)) for c in chosen]
+            maps.append(cam(input_tensor=inputs, targets=targets))
+    heat = np.concatenate(maps).astype(np.float32)
+    offset = centre_offset(model.preprocessing)
+    if offset:
+        heat = np.pad(heat, ((0, 0), (offset, offset), (offset, offset)))
+    size = int(spec(model.preprocessing)["crop_size"])
+    return heat[:, :size, :size]
+
+
+def overlay_on_crop(crop: np.ndarray, heatmap: np.ndarray, weight: float = 0.5) -> np.ndarray:
+    """A uint8 RGB picture of the heatmap (jet colours) over a grayscale face crop."""
+    rgb = np.repeat(crop[..., None].astype(np.float32) / 255.0, 3, axis=2)
+    return show_cam_on_image(rgb, heatmap, use_rgb=True, image_weight=1 - weight)
+
+
+def overlay_on_photo(photo: Image.Image, faces: list[Face], heatmaps: list[np.ndarray], weight: float = 0.5) -> Image.Image:
+    """The photo with each face's heatmap blended into its crop box."""
+    result = np.asarray(photo.convert("RGB")).astype(np.float32) / 255.0
+    height, width = result.shape[:2]
+    for face, heatmap in zip(faces, heatmaps, strict=True):
+        left, top, right, bottom = face.crop_box()
+        side = right - left
+        resized = np.asarray(Image.fromarray((heatmap * 255).astype(np.uint8)).resize((side, side), Image.BILINEAR)) / 255.0
+        x1, y1, x2, y2 = max(left, 0), max(top, 0), min(right, width), min(bottom, height)
+        if x1 >= x2 or y1 >= y2:
+            continue
+        region = resized[y1 - top : y2 - top, x1 - left : x2 - left]
+        result[y1:y2, x1:x2] = show_cam_on_image(result[y1:y2, x1:x2], region, use_rgb=True, image_weight=1 - weight) / 255.0
+    return Image.fromarray((result * 255).round().astype(np.uint8))
+
+

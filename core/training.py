@@ -1,0 +1,396 @@
+"""One training loop for both schemes: `baseline` and cluster-`masked` (arXiv 2411.00824).
+
+A run owns a folder: config.json, checkpoint.pt (last epoch, written atomically),
+best.pt (weights of the best epoch on validation) and metrics.jsonl (one row per epoch).
+Calling train() again on the same folder resumes from checkpoint.pt.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+from tqdm import tqdm
+
+from core.architectures import create_model
+from core.data import FaceDataset, load_dataset
+from core.evaluation import classification_metrics, predict_dataset
+from core.labels import NUM_CLASSES
+from core.preprocess import DEFAULT_PREPROCESSING, to_tensor
+
+SCHEMES = ("baseline", "masked")
+MASK_MODES = ("random", "expand")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored as plain data in config.json and checkpoints."""
+
+    data: str
+    val_data: str | None = None
+    train_split: str | None = "train"
+    val_split: str | None = "val"
+    architecture: str = "vgg"
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "baseline"
+    mask_mode: str = "random"
+    mask_probability: float = 0.5
+    clusters: int = 3
+    cluster_scope: str = "image"
+    attention_model: str | None = None
+    cam_method: str = "gradcam"
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    class_weights: bool = False
+    augment: bool = True
+    ema_decay: float = 0.999
+    seed: int = 0
+    limit: int | None = None
+    input_size: int = 40
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, not {self.scheme!r}")
+        if self.mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, not {self.mask_mode!r}")
+        if self.scheme == "masked" and not self.attention_model:
+            raise ValueError("the masked scheme needs attention_model: a trained baseline")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be sgd or adamw, not {self.optimizer!r}")
+        if self.schedule not in ("cosine", "plateau"):
+            raise ValueError(f"schedule must be cosine or plateau, not {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if self.clusters < 1:
+            raise ValueError("clusters must be at least 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+class StopRequested(Exception):
+    """Raised inside the loop when should_stop() says so; the last checkpoint stays."""
+
+
+def build_augmentation(input_size: int) -> v2.Compose:
+    """Flip, shift/scale/rotate, brightness/contrast, random crop and erasing, on uint8 (1,48,48)."""
+    return v2.Compose(
+        [
+            v2.RandomHorizontalFlip(),
+            v2.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1)),
+            v2.ColorJitter(brightness=0.3, contrast=0.3),
+            v2.RandomCrop(input_size),
+            v2.RandomErasing(p=0.25, scale=(0.02, 0.12), value=0),
+        ]
+    )
+
+
+class MaskedFaces(Dataset):
+    """Training faces, optionally with one k-means cluster blacked out.
+
+    cluster_maps: (N, 48, 48) per image, or (48, 48) shared by the whole dataset, holding
+    the cluster id of every pixel. `random` replaces a sample, with probability p, by a
+    copy with one random cluster removed; `expand` serves the original plus one copy per
+    cluster, as the paper does.
+    """
+
+    def __init__(
+        self,
+        faces: FaceDataset,
+        augment: v2.Compose | None,
+        preprocessing: dict,
+        cluster_maps: np.ndarray | None = None,
+        clusters: int = 3,
+        mode: str = "random",
+        probability: float = 0.5,
+    ) -> None:
+        self.images = torch.from_numpy(faces.images)
+        self.labels = torch.from_numpy(faces.labels)
+        self.augment = augment
+        self.preprocessing = preprocessing
+        self.maps = None if cluster_maps is None else torch.from_numpy(cluster_maps)
+        self.clusters = clusters
+        self.copies = clusters + 1 if (self.maps is not None and mode == "expand") else 1
+        self.mode = mode
+        self.probability = probability
+
+    def __len__(self) -> int:
+        return len(self.labels) * self.copies
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        source, variant = divmod(index, self.copies)
+        image = self.images[source]
+        if self.maps is not None:
+            removed = -1
+            if self.mode == "expand":
+                removed = variant - 1
+            elif random.random() < self.probability:
+                removed = random.randrange(self.clusters)
+            if removed >= 0:
+                cluster_map = self.maps if self.maps.ndim == 2 else self.maps[source]
+                image = image.masked_fill(cluster_map == removed, 0)
+        image = image[None]
+        if self.augment is not None:
+            image = self.augment(image)
+        return to_tensor(image, self.preprocessing)[0], self.labels[source]
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    on_epoch: EpochCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    train_data: FaceDataset | None = None,
+    val_data: FaceDataset | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) a run in `run_dir`; returns the summary of the best epoch.
+
+    on_epoch receives each epoch's metrics row; should_stop is polled after every batch
+    and ends the run (raising StopRequested) with the last epoch's checkpoint kept.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    _seed_everything(config.seed)
+    _write_json(run_dir / "config.json", asdict(config))
+
+    train_faces = train_data if train_data is not None else load_dataset(config.data, config.train_split)
+    val_faces = val_data if val_data is not None else load_dataset(
+        config.val_data or config.data, config.val_split
+    )
+    if config.limit:
+        order = np.random.default_rng(config.seed).permutation(len(train_faces))[: config.limit]
+        train_faces = train_faces.subset(np.sort(order))
+
+    preprocessing = {**DEFAULT_PREPROCESSING, "input_size": config.input_size}
+    model = create_model(config.architecture, **config.arch_args).to(memory_format=torch.channels_last)
+    cluster_maps = _cluster_maps(config, train_faces, run_dir) if config.scheme == "masked" else None
+    dataset = MaskedFaces(
+        train_faces,
+        build_augmentation(config.input_size) if config.augment else None,
+        preprocessing,
+        cluster_maps,
+        config.clusters,
+        config.mask_mode,
+        config.mask_probability,
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size, generator=generator)
+
+    weights = _class_weights(train_faces) if config.class_weights else None
+    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    optimizer = _optimizer(config, model)
+    steps_per_epoch = len(loader)
+    scheduler = _scheduler(config, optimizer, steps_per_epoch)
+    ema = _ema(model, config.ema_decay)
+
+    start_epoch, history, best = 0, [], None
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(_python_rng(state["python_rng"]))
+        start_epoch, history, best = state["epoch"], state["history"], state["best"]
+
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        model.train()
+        total_loss, seen = 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
+        for inputs, targets in bar:
+            loss = criterion(model(inputs), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            if config.schedule == "cosine":
+                scheduler.step()
+            total_loss += loss.item() * len(targets)
+            seen += len(targets)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+            if should_stop is not None and should_stop():
+                raise StopRequested(f"stopped during epoch {epoch + 1}")
+        train_seconds = time.perf_counter() - started
+        evaluated = ema.module if ema is not None else model
+        probabilities = predict_dataset(evaluated, val_faces, preprocessing)
+        metrics = classification_metrics(val_faces.labels, probabilities)
+        if config.schedule == "plateau":
+            scheduler.step(metrics["accuracy"])
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": total_loss / max(seen, 1),
+            "val_loss": metrics["loss"],
+            "val_accuracy": metrics["accuracy"],
+            "val_macro_f1": metrics["macro_f1"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "images_per_second": seen / train_seconds,
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(row)
+        if best is None or row["val_accuracy"] > best["val_accuracy"]:
+            best = {**row, "per_class": metrics["per_class"]}
+            _atomic_save({k: v.clone() for k, v in evaluated.state_dict().items()}, run_dir / "best.pt")
+        _atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": _python_rng_plain(random.getstate()),
+                "epoch": epoch + 1,
+                "history": history,
+                "best": best,
+                "config": asdict(config),
+            },
+            checkpoint_path,
+        )
+        with open(run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        if on_epoch is not None:
+            on_epoch(row)
+    summary = {
+        "best": best,
+        "history": history,
+        "epochs": config.epochs,
+        "train_seconds": sum(r["seconds"] for r in history),
+        "hardware": hardware_description(),
+        "preprocessing": preprocessing,
+        "train_images": len(train_faces),
+        "val_images": len(val_faces),
+    }
+    _write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def hardware_description() -> str:
+    """A short description of the machine a run used, for model cards."""
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return f"{device}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+
+
+def _cluster_maps(config: TrainConfig, faces: FaceDataset, run_dir: Path) -> np.ndarray:
+    """Per-image or dataset-level cluster maps from the baseline's attention, cached in the run."""
+    from core.clusters import cluster_attention, dataset_attention
+    from core.registry import load_model
+    from core.saliency import attention_maps
+
+    cache = run_dir / "clusters.npz"
+    if cache.exists():
+        with np.load(cache) as stored:
+            return stored["maps"]
+    baseline = load_model(config.attention_model)
+    attention = attention_maps(baseline, faces.images, faces.labels, method=config.cam_method)
+    if config.cluster_scope == "dataset":
+        maps = cluster_attention(dataset_attention(attention), config.clusters, seed=config.seed)
+    else:
+        maps = np.stack(
+            [cluster_attention(a, config.clusters, seed=config.seed) for a in attention]
+        )
+    np.savez_compressed(cache, maps=maps.astype(np.uint8))
+    return maps.astype(np.uint8)
+
+
+def _class_weights(faces: FaceDataset) -> torch.Tensor:
+    counts = np.bincount(faces.labels, minlength=NUM_CLASSES).astype(np.float64)
+    counts[counts == 0] = 1.0
+    weights = counts.sum() / (NUM_CLASSES * counts)
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
+
+
+def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=3)
+    total = max(config.epochs * steps_per_epoch, 1)
+    warmup = max(int(config.warmup_epochs * steps_per_epoch), 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    if not decay:
+        return None
+    return torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+    )
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _python_rng_plain(state: tuple) -> list:
+    """random.getstate() as lists of ints, which torch.load(weights_only=True) accepts."""
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_rng(state: list) -> tuple:
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    os.replace(temporary, path)

@@ -1,0 +1,80 @@
+"""The command line: real runs on real images, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from core.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_predict_json_on_the_astronaut(tiny_registry, astronaut: Image.Image, tmp_path: Path, capsys) -> None:
+    astronaut.save(tmp_path / "astronaut.png")
+    Image.new("RGB", (100, 100), "white").save(tmp_path / "blank.png")
+    assert main(["predict", str(tmp_path), "--models", *tiny_registry, "--json"]) == 0
+    results = {Path(r["image"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert len(results["astronaut.png"]["faces"]) == 1 and results["blank.png"]["faces"] == []
+    assert set(results["astronaut.png"]["faces"][0]["predictions"]) == set(tiny_registry)
+
+
+def test_predict_table_and_bad_files(tiny_registry, astronaut: Image.Image, tmp_path: Path, capsys) -> None:
+    astronaut.save(tmp_path / "a.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"garbage")
+    assert main(["predict", str(tmp_path / "a.jpg"), str(tmp_path / "broken.jpg"), "--models", "tiny_a"]) == 1
+    captured = capsys.readouterr()
+    assert "face 1" in captured.out and "tiny_a:" in captured.out
+    assert "broken.jpg: not a readable image" in captured.err
+
+
+def test_user_mistakes_exit_nonzero_with_one_line(tiny_registry, tmp_path: Path, capsys) -> None:
+    assert main(["predict", str(tmp_path / "missing.jpg")]) == 2
+    assert main(["evaluate", "--model", "nope", "--data", str(tmp_path)]) == 2
+    assert main(["predict", str(tmp_path), "--models", "tiny_a"]) == 2  # empty folder
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert "no such file" in errors[0] and "no model named 'nope'" in errors[1] and "no images found" in errors[2]
+
+
+def test_evaluate_and_record_on_generated_folder(tiny_registry, fer_folders: Path, capsys) -> None:
+    assert main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["count"] == 42 and "occlusion" in report
+    assert main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--record"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert main(["models"]) == 0
+    assert "tiny_a" in capsys.readouterr().out
+
+
+def test_clusters_writes_a_picture(tiny_registry, astronaut: Image.Image, tmp_path: Path) -> None:
+    astronaut.save(tmp_path / "face.png")
+    out = tmp_path / "out.png"
+    assert main(["clusters", str(tmp_path / "face.png"), "--model", "tiny_a", "--out", str(out)]) == 0
+    picture = Image.open(out)
+    assert picture.width == 6 * 48 * 4  # face, attention, clusters and three masked faces
+
+
+def test_train_command_smoke(fer_folders: Path, tmp_path: Path, isolated_home: Path, capsys) -> None:
+    args = ["train", "--data", str(fer_folders), "--run-dir", str(tmp_path / "run"), "--arch", "vgg",
+            "--arch-args", '{"widths": [8, 16]}', "--epochs", "1", "--batch-size", "16", "--ema-decay", "0",
+            "--input-size", "48", "--save-as", "smoke"]
+    assert main(args) == 0
+    assert (isolated_home / "models" / "smoke.pt").exists()
+    card = json.loads((isolated_home / "models" / "smoke.json").read_text())
+    assert card["command"].startswith("python -m core") and "val" in next(iter(card["evaluations"]))
+
+
+def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "predict", str(tmp_path / "nothing.png")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr
+    bad = subprocess.run([sys.executable, "-m", "core", "train"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--run-dir" in bad.stderr

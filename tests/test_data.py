@@ -1,0 +1,119 @@
+"""Dataset loaders: FER2013 CSV and folders, labelled photo folders, cache, malformed input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.data import DatasetError, load_dataset, load_fer_csv
+from core.labels import EMOTIONS, label_index
+
+
+def write_csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    lines = ["emotion,pixels,Usage"] + [f"{e},{p},{u}" for e, p, u in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def pixels(value: int, count: int = 48 * 48) -> str:
+    return " ".join([str(value)] * count)
+
+
+def test_csv_splits_and_labels(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "fer2013.csv",
+        [("3", pixels(10), "Training"), ("0", pixels(20), "Training"), ("6", pixels(30), "PublicTest")],
+    )
+    train = load_fer_csv(path, "train")
+    assert train.images.shape == (2, 48, 48) and train.images.dtype == np.uint8
+    assert train.labels.tolist() == [3, 0] and train.images[1, 0, 0] == 20
+    val = load_dataset(path, "val")
+    assert val.labels.tolist() == [6] and val.class_counts()["neutral"] == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (("9", pixels(1), "Training"), "row 2: emotion 9 is outside"),
+        (("x", pixels(1), "Training"), "row 2: emotion 'x' is not a number"),
+        (("1", pixels(1, 100), "Training"), "row 2: 100 pixel values, expected 2304"),
+        (("1", pixels(300), "Training"), "row 2: pixel values outside"),
+        (("1", "a b c", "Training"), "row 2: pixels are not all integers"),
+    ],
+)
+def test_malformed_csv_rows_are_named(tmp_path: Path, row: tuple[str, str, str], message: str) -> None:
+    path = write_csv(tmp_path / "bad.csv", [row])
+    with pytest.raises(DatasetError, match=message):
+        load_fer_csv(path)
+
+
+def test_csv_without_columns_or_rows(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("foo,bar\n1,2\n")
+    with pytest.raises(DatasetError, match="missing column"):
+        load_fer_csv(tmp_path / "a.csv")
+    write_csv(tmp_path / "b.csv", [("1", pixels(1), "Training")])
+    with pytest.raises(DatasetError, match="no rows with Usage PrivateTest"):
+        load_fer_csv(tmp_path / "b.csv", "test")
+
+
+def test_fer_folder_tree(fer_folders: Path) -> None:
+    train = load_dataset(fer_folders, "train")
+    assert len(train) == 6 * len(EMOTIONS)
+    assert set(train.class_counts().values()) == {6}
+    assert train.sources[0].startswith("angry/")
+
+
+def test_cache_is_used_and_invalidated(fer_folders: Path, isolated_home: Path) -> None:
+    first = load_dataset(fer_folders, "train")
+    cached = list((isolated_home / "cache").glob("*.npz"))
+    assert len(cached) == 1
+    again = load_dataset(fer_folders, "train")
+    assert np.array_equal(first.images, again.images)
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(fer_folders / "train" / "happy" / "extra.png")
+    grown = load_dataset(fer_folders, "train")
+    assert len(grown) == len(first) + 1
+
+
+def test_labelled_photo_folder_of_any_size_and_synonyms(tmp_path: Path) -> None:
+    for name in ("happiness", "Sad"):
+        (tmp_path / name).mkdir()
+        Image.new("RGBA", (120, 90), (10, 200, 10, 255)).save(tmp_path / name / "a.png")
+    faces = load_dataset(tmp_path)
+    assert faces.images.shape == (2, 48, 48)
+    assert sorted(faces.labels.tolist()) == [label_index("happy"), label_index("sad")]
+
+
+def test_folder_with_face_detection_skips_photos_without_faces(tmp_path: Path, astronaut, detector) -> None:
+    from core.faces import largest_face_crop
+
+    (tmp_path / "happy").mkdir()
+    astronaut.save(tmp_path / "happy" / "astronaut.jpg")
+    Image.new("RGB", (200, 200), "white").save(tmp_path / "happy" / "blank.jpg")
+    faces = load_dataset(tmp_path, face_cropper=lambda image: largest_face_crop(detector, image))
+    assert len(faces) == 1 and faces.sources == ["happy/astronaut.jpg"]
+
+
+def test_malformed_folders_are_named(tmp_path: Path) -> None:
+    (tmp_path / "contempt").mkdir()
+    Image.new("L", (48, 48)).save(tmp_path / "contempt" / "a.png")
+    with pytest.raises(DatasetError, match="contempt.*unknown emotion label"):
+        load_dataset(tmp_path, use_cache=False)
+
+    empty = tmp_path / "empty_root"
+    (empty / "happy").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="empty class folder"):
+        load_dataset(empty, use_cache=False)
+
+    broken = tmp_path / "broken"
+    (broken / "sad").mkdir(parents=True)
+    (broken / "sad" / "x.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match="x.jpg: not a readable image"):
+        load_dataset(broken, use_cache=False)
+
+    with pytest.raises(DatasetError, match="no such file"):
+        load_dataset(tmp_path / "nowhere")
+    with pytest.raises(DatasetError, match="no emotion folders"):
+        load_dataset(tmp_path / "empty_root" / "happy", use_cache=False)

@@ -1,0 +1,74 @@
+"""Real MTCNN: faces found where they are, none where there are none, FER-style crops."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from core.faces import FaceDetector, crop_face, largest_face_crop
+
+# The astronaut's face in skimage.data.astronaut() (512x512): roughly x 180-270, y 60-175.
+FACE_CENTRE = (224, 117)
+
+
+def centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
+    return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+
+
+def test_one_face_in_the_astronaut_portrait(detector: FaceDetector, astronaut: Image.Image) -> None:
+    faces = detector.detect(astronaut)
+    assert len(faces) == 1
+    x, y = centre(faces[0].box)
+    assert abs(x - FACE_CENTRE[0]) < 20 and abs(y - FACE_CENTRE[1]) < 20
+    assert faces[0].score > 0.95
+    assert len(faces[0].landmarks) == 5
+    left_eye, right_eye = faces[0].landmarks[:2]
+    assert left_eye[0] < right_eye[0] and abs(left_eye[1] - right_eye[1]) < 15
+
+
+def test_no_face_in_a_blank_image(detector: FaceDetector) -> None:
+    assert detector.detect(Image.new("RGB", (320, 240), "white")) == []
+    assert detector.detect(Image.new("RGB", (8, 8), "white")) == []
+
+
+def test_large_photo_is_detected_downscaled_and_mapped_back(astronaut: Image.Image) -> None:
+    detector = FaceDetector(max_side=512)
+    big = astronaut.resize((2048, 2048))
+    faces = detector.detect(big)
+    assert len(faces) == 1
+    x, y = centre(faces[0].box)
+    assert abs(x - 4 * FACE_CENTRE[0]) < 80 and abs(y - 4 * FACE_CENTRE[1]) < 80
+
+
+def test_several_faces_sorted_largest_first_and_capped(astronaut: Image.Image) -> None:
+    face = astronaut.crop((150, 40, 300, 200))
+    canvas = Image.new("RGB", (900, 400), (90, 90, 90))
+    canvas.paste(face, (20, 100))
+    canvas.paste(face.resize((225, 240)), (400, 80))
+    faces = FaceDetector().detect(canvas)
+    assert len(faces) == 2
+    widths = [f.box[2] - f.box[0] for f in faces]
+    assert widths[0] > widths[1]
+    assert len(FaceDetector(max_faces=1).detect(canvas)) == 1
+
+
+def test_crop_is_48x48_grayscale_and_square_box(detector: FaceDetector, astronaut: Image.Image) -> None:
+    face = detector.detect(astronaut)[0]
+    left, top, right, bottom = face.crop_box()
+    assert right - left == bottom - top
+    crop = crop_face(astronaut, face)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    assert crop.std() > 10  # a face, not a flat patch
+
+
+def test_crop_near_the_border_repeats_edges_instead_of_black(detector: FaceDetector, astronaut: Image.Image) -> None:
+    shifted = astronaut.crop((170, 70, 512, 512))  # face touches the top-left corner
+    faces = detector.detect(shifted)
+    assert faces
+    crop = crop_face(shifted, faces[0])
+    assert crop.shape == (48, 48)
+    assert (crop == 0).mean() < 0.05
+
+
+def test_largest_face_crop_is_none_without_faces(detector: FaceDetector) -> None:
+    assert largest_face_crop(detector, Image.new("RGB", (100, 100), "black")) is None

@@ -1,0 +1,88 @@
+"""Decoding: formats, EXIF orientation, odd modes, bombs and non-images."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.images import MAX_PIXELS, ImageError, decode_image
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_common_formats_decode_to_rgb(fmt: str) -> None:
+    source = Image.new("RGB", (64, 40), (200, 30, 30))
+    image = decode_image(encode(source, fmt))
+    assert image.mode == "RGB" and image.size == (64, 40)
+
+
+def test_gif_takes_first_frame() -> None:
+    frames = [Image.new("RGB", (20, 20), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    red, green, blue = decode_image(buffer.getvalue()).getpixel((10, 10))
+    assert red > 200 and blue < 50
+
+
+def test_exif_orientation_is_applied() -> None:
+    source = Image.new("RGB", (60, 20), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when shown
+    image = decode_image(encode(source, "JPEG", exif=exif))
+    assert image.size == (20, 60)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("L", (10, 10), 128),
+        Image.new("RGBA", (10, 10), (0, 0, 0, 0)),
+        Image.new("P", (10, 10), 3),
+        Image.new("CMYK", (10, 10), (0, 0, 0, 0)),
+        Image.fromarray(np.full((10, 10), 60000, dtype=np.uint16)),
+    ],
+    ids=["L", "RGBA", "P", "CMYK", "I;16"],
+)
+def test_odd_modes_become_rgb(image: Image.Image) -> None:
+    fmt = "TIFF" if image.mode in ("CMYK", "I;16") else "PNG"
+    decoded = decode_image(encode(image, fmt))
+    assert decoded.mode == "RGB" and decoded.size == (10, 10)
+
+
+def test_transparent_pixels_become_white() -> None:
+    decoded = decode_image(encode(Image.new("RGBA", (4, 4), (0, 0, 0, 0)), "PNG"))
+    assert decoded.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_not_an_image_is_refused_clearly() -> None:
+    with pytest.raises(ImageError, match="not a readable image"):
+        decode_image(b"this is text, not a picture", name="notes.txt")
+
+
+def test_empty_and_missing_files_are_refused(tmp_path) -> None:
+    with pytest.raises(ImageError, match="empty"):
+        decode_image(b"")
+    with pytest.raises(ImageError, match="no such file"):
+        decode_image(tmp_path / "missing.jpg")
+
+
+def test_truncated_file_is_refused() -> None:
+    data = encode(Image.new("RGB", (200, 200), "red"), "JPEG")
+    with pytest.raises(ImageError):
+        decode_image(data[: len(data) // 3])
+
+
+def test_decompression_bomb_is_refused() -> None:
+    side = int(MAX_PIXELS**0.5) + 100
+    bomb = encode(Image.new("1", (side, side)), "PNG")  # a few kB that would decode to 50+ MP
+    assert len(bomb) < 2_000_000
+    with pytest.raises(ImageError, match="megapixels"):
+        decode_image(bomb)

@@ -1,0 +1,53 @@
+"""The whole pipeline on a real photo with real MTCNN, real classifiers and real grad-cam."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+from PIL import Image
+
+from core.pipeline import analyze, annotate
+from core.registry import load_model
+
+
+def test_astronaut_end_to_end(tiny_registry: list[str], detector, astronaut: Image.Image) -> None:
+    models = [load_model(name) for name in tiny_registry]
+    buffer = io.BytesIO()
+    astronaut.save(buffer, format="JPEG")
+    analysis = analyze(buffer.getvalue(), models, detector, cam_method="gradcam++")
+    assert len(analysis.faces) == 1
+    face = analysis.faces[0]
+    assert face.crop.shape == (48, 48)
+    for name in tiny_registry:
+        assert np.isclose(face.probabilities[name].sum(), 1.0, atol=1e-5)
+        assert face.heatmaps[name].shape == (48, 48) and face.heatmaps[name].std() > 0
+    assert set(analysis.timings) >= {"decode", "detect", "classify", "saliency", "total"}
+
+    result = json.loads(json.dumps(analysis.to_dict()))
+    assert result["models"] == tiny_registry and len(result["faces"]) == 1
+    assert set(result["faces"][0]["predictions"]["tiny_a"]["probabilities"]) == {
+        "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
+    }
+    rows = list(csv.DictReader(io.StringIO(analysis.to_csv("astronaut.jpg"))))
+    assert [r["model"] for r in rows] == tiny_registry and rows[0]["image"] == "astronaut.jpg"
+
+    picture = annotate(analysis)
+    assert picture.size == astronaut.size
+    assert not np.array_equal(np.asarray(picture), np.asarray(astronaut))
+
+
+def test_target_class_and_no_saliency(tiny_registry: list[str], detector, astronaut: Image.Image) -> None:
+    models = [load_model(tiny_registry[0])]
+    explained = analyze(astronaut, models, detector, cam_method="gradcam", cam_class=5)
+    plain = analyze(astronaut, models, detector, cam_method=None)
+    assert plain.faces[0].heatmaps == {}
+    assert explained.faces[0].heatmaps["tiny_a"].shape == (48, 48)
+
+
+def test_no_face_is_a_normal_result(tiny_registry: list[str], detector) -> None:
+    analysis = analyze(Image.new("RGB", (200, 150), (120, 120, 120)), [load_model("tiny_a")], detector)
+    assert analysis.faces == [] and analysis.to_dict()["faces"] == []
+    assert annotate(analysis).size == (200, 150)

@@ -1,0 +1,62 @@
+"""Registry: save → list → load round trip, tensors-only weights, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.architectures import architectures, create_model
+from core.labels import EMOTIONS
+from core.predict import predict_proba
+from core.registry import ModelNotFound, list_models, load_model, save_model
+
+
+def test_round_trip_gives_identical_predictions(isolated_home: Path) -> None:
+    torch.manual_seed(1)
+    model = create_model("vgg", widths=[8, 16]).eval()
+    path = save_model(model, {"architecture": "vgg", "arch_args": {"widths": [8, 16]}, "scheme": "baseline"}, "roundtrip")
+    assert path.parent == isolated_home / "models"
+    torch.load(path, weights_only=True)  # tensors only
+    loaded = load_model("roundtrip")
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48)).astype(np.uint8)
+    with torch.inference_mode():
+        expected = torch.softmax(model(torch.tensor(crops[:, None] / 255.0 - 0.5, dtype=torch.float32) / 0.5), 1)
+    assert np.allclose(predict_proba(loaded, crops), expected.numpy(), atol=1e-5)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["classes"] == list(EMOTIONS) and card["preprocessing"]["input_size"] == 48
+    assert [c["name"] for c in list_models() if c["name"] == "roundtrip"] == ["roundtrip"]
+
+
+def test_unknown_model_and_architecture_errors(tiny_registry: list[str]) -> None:
+    with pytest.raises(ModelNotFound, match="no model named 'nope'.*tiny_a"):
+        load_model("nope")
+    with pytest.raises(ValueError, match="unknown architecture 'alexnet'.*resnet18"):
+        create_model("alexnet")
+
+
+def test_card_with_other_class_order_is_refused(tiny_registry: list[str], isolated_home: Path) -> None:
+    card_path = isolated_home / "models" / "tiny_a.json"
+    card = json.loads(card_path.read_text())
+    card["classes"] = list(reversed(EMOTIONS))
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="class order"):
+        load_model("tiny_a")
+
+
+@pytest.mark.parametrize("name", architectures())
+def test_every_architecture_gives_seven_outputs(name: str) -> None:
+    model = create_model(name).eval()
+    with torch.inference_mode():
+        assert model(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+        assert model(torch.zeros(1, 1, 40, 40)).shape == (1, 7)
+
+
+def test_flip_tta_averages_with_the_mirror(tiny_registry: list[str]) -> None:
+    model = load_model("tiny_a")
+    crop = np.random.default_rng(3).integers(0, 255, (1, 48, 48)).astype(np.uint8)
+    plain, mirrored = predict_proba(model, crop), predict_proba(model, crop[:, :, ::-1].copy())
+    assert np.allclose(predict_proba(model, crop, flip_tta=True), (plain + mirrored) / 2, atol=1e-5)

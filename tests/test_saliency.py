@@ -1,0 +1,106 @@
+"""Real grad-cam on real (randomly initialised) classifiers: shapes, variation, overlays, threads."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.architectures import architectures, cam_layer, create_model
+from core.faces import crop_face
+from core.registry import LoadedModel
+from core.saliency import CAM_METHODS, attention_maps, overlay_on_crop, overlay_on_photo
+
+
+@pytest.fixture(scope="module")
+def face_crop(astronaut: Image.Image, detector) -> np.ndarray:
+    return crop_face(astronaut, detector.detect(astronaut)[0])
+
+
+def loaded(arch: str, input_size: int = 48) -> LoadedModel:
+    torch.manual_seed(0)
+    args = {"widths": [8, 16, 32]} if arch == "vgg" else {}
+    return LoadedModel(arch, create_model(arch, **args).eval(), {"preprocessing": {"input_size": input_size}})
+
+
+@pytest.mark.parametrize("method", sorted(CAM_METHODS))
+@pytest.mark.parametrize("arch", ["seed_cnn", "vgg"])
+def test_heatmap_has_crop_size_and_varies(method: str, arch: str, face_crop: np.ndarray) -> None:
+    heat = attention_maps(loaded(arch), face_crop[None], [3], method=method)
+    assert heat.shape == (1, 48, 48)
+    assert 0.0 <= heat.min() and heat.max() <= 1.0 + 1e-6
+    assert heat.std() > 0.01
+
+
+def test_resnet18_gradcam(face_crop: np.ndarray) -> None:
+    heat = attention_maps(loaded("resnet18"), face_crop[None], None, method="gradcam")
+    assert heat.shape == (1, 48, 48) and heat.std() > 0.01
+
+
+def test_centre_cropped_input_is_padded_back_to_crop_grid(face_crop: np.ndarray) -> None:
+    heat = attention_maps(loaded("vgg", input_size=40), face_crop[None], None)
+    assert heat.shape == (1, 48, 48)
+    assert heat[0, :4].max() == 0 and heat[0, :, -4:].max() == 0  # the border the net never sees
+    assert heat[0, 4:44, 4:44].std() > 0.01
+
+
+def test_target_class_changes_the_map(face_crop: np.ndarray) -> None:
+    model = loaded("seed_cnn")
+    maps = [attention_maps(model, face_crop[None], [c])[0] for c in (0, 3)]
+    assert not np.allclose(maps[0], maps[1])
+
+
+def test_hooks_are_released(face_crop: np.ndarray) -> None:
+    model = loaded("vgg")
+    layer = cam_layer(model.module)
+    before = (len(layer._forward_hooks), len(layer._backward_hooks))
+    attention_maps(model, face_crop[None], None)
+    assert (len(layer._forward_hooks), len(layer._backward_hooks)) == before
+
+
+def test_two_threads_at_once_get_the_same_maps(face_crop: np.ndarray) -> None:
+    model = loaded("seed_cnn")
+    expected = attention_maps(model, face_crop[None], [2])
+    results: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                results.append(attention_maps(model, face_crop[None], [2]))
+        except BaseException as err:  # noqa: BLE001 - reported by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(results) == 6 and all(np.allclose(r, expected, atol=1e-5) for r in results)
+
+
+def test_overlays(face_crop: np.ndarray, astronaut: Image.Image, detector) -> None:
+    heat = attention_maps(loaded("seed_cnn"), face_crop[None], None)[0]
+    overlay = overlay_on_crop(face_crop, heat)
+    assert overlay.shape == (48, 48, 3) and overlay.dtype == np.uint8
+    faces = detector.detect(astronaut)
+    placed = overlay_on_photo(astronaut, faces, [heat])
+    assert placed.size == astronaut.size
+    before, after = np.asarray(astronaut), np.asarray(placed)
+    x1, y1, x2, y2 = faces[0].crop_box()
+    assert not np.array_equal(before[y1:y2, x1:x2], after[y1:y2, x1:x2])
+    assert np.array_equal(before[400:], after[400:])  # far from the face nothing changes
+
+
+def test_unknown_method_is_refused(face_crop: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="unknown saliency method"):
+        attention_maps(loaded("seed_cnn"), face_crop[None], None, method="magic")
+
+
+def test_every_architecture_names_a_cam_layer() -> None:
+    for name in architectures():
+        assert isinstance(cam_layer(create_model(name)), torch.nn.Module)

@@ -1,0 +1,139 @@
+"""A tiny model on generated faces: loss goes down in both schemes, runs resume, stop keeps state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.data import FaceDataset
+from core.registry import load_model
+from core.training import StopRequested, TrainConfig, train
+from tests.conftest import synthetic_faces
+
+TINY = {
+    "architecture": "vgg", "arch_args": {"widths": [8, 16]}, "batch_size": 10, "lr": 0.05,
+    "ema_decay": 0.0, "augment": False, "input_size": 48, "warmup_epochs": 0.2,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_data() -> tuple[FaceDataset, FaceDataset]:
+    images, labels = synthetic_faces(10, seed=0)
+    val_images, val_labels = synthetic_faces(3, seed=1)
+    return (
+        FaceDataset(images, labels, [str(i) for i in range(len(labels))]),
+        FaceDataset(val_images, val_labels, [str(i) for i in range(len(val_labels))]),
+    )
+
+
+def run(tmp: Path, data, epochs: int = 3, **overrides) -> dict:
+    config = TrainConfig(data="generated", epochs=epochs, **{**TINY, **overrides})
+    return train(config, tmp, train_data=data[0], val_data=data[1])
+
+
+def test_baseline_loss_goes_down_and_run_resumes(tmp_path: Path, tiny_data) -> None:
+    rows: list[dict] = []
+    config = TrainConfig(data="generated", epochs=2, **TINY)
+    train(config, tmp_path, on_epoch=rows.append, train_data=tiny_data[0], val_data=tiny_data[1])
+    assert [r["epoch"] for r in rows] == [1, 2]
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2
+
+    more = TrainConfig(data="generated", epochs=5, **TINY)
+    summary = train(more, tmp_path, on_epoch=rows.append, train_data=tiny_data[0], val_data=tiny_data[1])
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]  # resumed at 3, not from scratch
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert summary["best"]["val_accuracy"] > 1 / 7
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[-1])["epoch"] == 5
+    assert (tmp_path / "best.pt").exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_data) -> None:
+    whole = run(tmp_path / "whole", tiny_data, epochs=2, augment=True)
+    batches = {"n": 0}
+
+    def crash_in_second_epoch() -> bool:
+        batches["n"] += 1
+        return batches["n"] > 8  # 7 batches an epoch: stop early in epoch 2
+
+    config = TrainConfig(data="generated", epochs=2, **{**TINY, "augment": True})
+    with pytest.raises(StopRequested):
+        train(config, tmp_path / "split", should_stop=crash_in_second_epoch, train_data=tiny_data[0], val_data=tiny_data[1])
+    resumed = run(tmp_path / "split", tiny_data, epochs=2, augment=True)
+    assert resumed["history"][-1]["train_loss"] == pytest.approx(whole["history"][-1]["train_loss"], rel=1e-4)
+
+
+def test_stop_request_keeps_last_checkpoint(tmp_path: Path, tiny_data) -> None:
+    run(tmp_path, tiny_data, epochs=1)
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 2
+
+    with pytest.raises(StopRequested):
+        train(TrainConfig(data="generated", epochs=3, **TINY), tmp_path, should_stop=stop,
+              train_data=tiny_data[0], val_data=tiny_data[1])
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
+
+
+@pytest.fixture(scope="module")
+def trained_baseline(tmp_path_factory, tiny_data) -> str:
+    """A tiny baseline registered by path, the attention model of the masked scheme."""
+    from core.cards import card_from_run
+    from core.registry import save_model
+
+    run_dir = tmp_path_factory.mktemp("baseline")
+    run(run_dir, tiny_data, epochs=3)
+    weights = torch.load(run_dir / "best.pt", weights_only=True)
+    return str(save_model(weights, card_from_run(run_dir), "tiny_baseline", run_dir / "models"))
+
+
+@pytest.mark.parametrize(("mode", "scope"), [("random", "image"), ("expand", "image"), ("random", "dataset")])
+def test_masked_scheme_trains_and_lowers_loss(tmp_path: Path, tiny_data, trained_baseline: str, mode: str, scope: str) -> None:
+    summary = run(
+        tmp_path, tiny_data, epochs=3, scheme="masked", mask_mode=mode, cluster_scope=scope,
+        attention_model=trained_baseline, mask_probability=0.7,
+    )
+    losses = [r["train_loss"] for r in summary["history"]]
+    assert losses[-1] < losses[0]
+    with np.load(tmp_path / "clusters.npz") as stored:
+        maps = stored["maps"]
+    assert maps.shape == ((48, 48) if scope == "dataset" else (70, 48, 48))
+    assert set(np.unique(maps)) == {0, 1, 2}
+    if mode == "expand":
+        assert summary["train_images"] == 70  # the faces; each epoch serves them 4 times
+        assert summary["history"][0]["images_per_second"] > 0
+
+
+def test_masked_dataset_serves_copies_with_one_cluster_removed(tiny_data) -> None:
+    from core.training import MaskedFaces
+
+    faces = tiny_data[0].subset(np.arange(2))
+    maps = np.zeros((48, 48), np.uint8)
+    maps[24:] = 1
+    faces.images[:] = 200
+    expanded = MaskedFaces(faces, None, {"input_size": 48}, maps, clusters=2, mode="expand")
+    assert len(expanded) == 6
+    original, top_removed, bottom_removed = (expanded[i][0][0] for i in range(3))
+    assert (original > 0).all()
+    assert (top_removed[:24] < -0.9).all() and (top_removed[24:] > 0).all()
+    assert (bottom_removed[24:] < -0.9).all() and (bottom_removed[:24] > 0).all()
+
+
+def test_config_errors_are_clear() -> None:
+    with pytest.raises(ValueError, match="needs attention_model"):
+        TrainConfig(data="x", scheme="masked")
+    with pytest.raises(ValueError, match="scheme must be"):
+        TrainConfig(data="x", scheme="fancy")
+
+
+def test_trained_model_registers_and_loads(tmp_path: Path, tiny_data, trained_baseline: str) -> None:
+    model = load_model(trained_baseline)
+    assert model.card["scheme"] == "baseline" and model.card["training"]["epochs"] == 3
+    assert not model.module.training
