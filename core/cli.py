@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-DATA_DEFAULT = "../shared/datasets/fer2013"
+from core.train_options import DATA_DEFAULT, add_train_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,31 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train (or resume) a model")
-    train.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
-    train.add_argument("--val-data", default=None, help="validation data (default: --data, split val)")
     train.add_argument("--run-dir", required=True, help="run folder; an existing checkpoint there is resumed")
-    train.add_argument("--arch", default="vgg", help="architecture name")
-    train.add_argument("--arch-args", default="{}", help="architecture arguments as JSON")
-    train.add_argument("--scheme", default="baseline", choices=["baseline", "masked"])
-    train.add_argument("--mask-mode", default="random", choices=["random", "expand"])
-    train.add_argument("--mask-probability", type=float, default=0.5)
-    train.add_argument("--clusters", type=int, default=3)
-    train.add_argument("--cluster-scope", default="image", choices=["image", "dataset"])
-    train.add_argument("--attention-model", default=None, help="trained baseline for the masked scheme")
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
-    train.add_argument("--lr", type=float, default=0.05)
-    train.add_argument("--weight-decay", type=float, default=5e-4)
-    train.add_argument("--schedule", default="cosine", choices=["cosine", "plateau"])
-    train.add_argument("--label-smoothing", type=float, default=0.1)
-    train.add_argument("--class-weights", action="store_true")
-    train.add_argument("--no-augment", action="store_true")
-    train.add_argument("--ema-decay", type=float, default=0.999)
-    train.add_argument("--input-size", type=int, default=40)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--limit", type=int, default=None, help="use only this many training images")
-    train.add_argument("--threads", type=int, default=None)
+    add_train_options(train)
     train.add_argument("--save-as", default=None, help="register the best weights under this name")
     train.add_argument("--models-dir", default=None, help="where --save-as writes (default: $FER_STUDIO_HOME/models)")
 
@@ -81,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     framing.add_argument("--count", type=int, default=300)
 
     commands.add_parser("models", help="list registered models")
+    commands.add_parser("bench", help="speed and memory benchmark (make bench)")
 
     from core.jobs.cli import add_jobs_parser
 
@@ -101,34 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from core.training import TrainConfig, train
+    from core.train_options import config_from_args
+    from core.training import train
 
-    config = TrainConfig(
-        data=args.data,
-        val_data=args.val_data,
-        architecture=args.arch,
-        arch_args=json.loads(args.arch_args),
-        scheme=args.scheme,
-        mask_mode=args.mask_mode,
-        mask_probability=args.mask_probability,
-        clusters=args.clusters,
-        cluster_scope=args.cluster_scope,
-        attention_model=args.attention_model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        label_smoothing=args.label_smoothing,
-        class_weights=args.class_weights,
-        augment=not args.no_augment,
-        ema_decay=args.ema_decay,
-        input_size=args.input_size,
-        seed=args.seed,
-        limit=args.limit,
-        threads=args.threads,
-    )
+    config = config_from_args(args)
 
     def report(row: dict) -> None:
         print(
@@ -311,6 +265,12 @@ def run_jobs(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def run_bench(args: argparse.Namespace) -> int:
+    from core.bench import main as bench_main
+
+    return bench_main()
+
+
 COMMANDS = {
     "train": run_train,
     "predict": run_predict,
@@ -319,5 +279,6 @@ COMMANDS = {
     "register": run_register,
     "framing": run_framing,
     "models": run_models,
+    "bench": run_bench,
     "jobs": run_jobs,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 LAMBDA = 1.5
 ALPHA = 1.2
@@ -39,7 +40,9 @@ def cluster_attention(
         raise ValueError("n_clusters must be at least 1")
     attention = np.asarray(attention, dtype=np.float64)
     features = pixel_features(attention, lam, alpha)
-    kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(features)
+    # 2,304 points: threads only add overhead, and oversubscribe cores a training run is using.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        kmeans = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(features)
     raw = kmeans.labels_.reshape(attention.shape)
     means = [attention[raw == k].mean() if (raw == k).any() else -np.inf for k in range(n_clusters)]
     order = np.argsort(means)[::-1]
