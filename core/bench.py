@@ -1,0 +1,256 @@
+"""`make bench`: speed and memory of the pipeline and of training, printed as a table and saved as JSON.
+
+Figures are wall-clock on whatever machine runs it; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data as skimage_data
+
+from core.architectures import architectures, create_model
+from core.data import FaceDataset
+from core.faces import FaceDetector
+from core.pipeline import analyze
+from core.registry import LoadedModel, list_models, load_model, save_model
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def sample_photos() -> dict[str, bytes]:
+    """A 640x480 photo with one face and a 1920x1080 photo with several, both from the bundled portrait."""
+    astronaut = Image.fromarray(skimage_data.astronaut())
+    one = Image.new("RGB", (640, 480), (128, 128, 128))
+    one.paste(astronaut.resize((480, 480)), (80, 0))
+    many = Image.new("RGB", (1920, 1080), (110, 110, 110))
+    face = astronaut.crop((130, 20, 320, 230))
+    for i, size in enumerate([380, 300, 240, 200]):
+        many.paste(face.resize((size, round(size * 210 / 190))), (40 + i * 470, 200 + (i % 2) * 200))
+    photos = {}
+    for name, image in (("640x480, 1 face", one), ("1920x1080, 4 faces", many)):
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=90)
+        photos[name] = buffer.getvalue()
+    return photos
+
+
+def default_models() -> list[LoadedModel]:
+    """The app's two default models, or two random ones when none are registered."""
+    names = [c["name"] for c in list_models()]
+    chosen = [n for n in ("baseline", "masked") if n in names] or names[:2]
+    if len(chosen) == 2:
+        return [load_model(n) for n in chosen]
+    models = []
+    for name in ("random_a", "random_b"):
+        module = create_model("vgg", widths=[32, 64, 128, 256]).eval()
+        models.append(LoadedModel(name, module, {"preprocessing": {"input_size": 40}}))
+    return models
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def bench_pipeline(runs: int = 20) -> list[dict[str, Any]]:
+    """Median and p95 per stage of decode → detect → crop → classify (2 models) → Grad-CAM (2 models)."""
+    detector = FaceDetector()
+    models = default_models()
+    rows = []
+    for name, photo in sample_photos().items():
+        for _ in range(3):
+            analyze(photo, models, detector)
+        samples: dict[str, list[float]] = {}
+        faces = 0
+        for _ in range(runs):
+            analysis = analyze(photo, models, detector)
+            faces = len(analysis.faces)
+            for stage, seconds in analysis.timings.items():
+                samples.setdefault(stage, []).append(seconds * 1000)
+        rows.append(
+            {
+                "photo": name,
+                "faces": faces,
+                "models": [m.name for m in models],
+                **{f"{stage}_median_ms": statistics.median(v) for stage, v in samples.items()},
+                **{f"{stage}_p95_ms": percentile(v, 95) for stage, v in samples.items()},
+            }
+        )
+    return rows
+
+
+@torch.inference_mode()
+def bench_classifiers(seconds: float = 2.0) -> list[dict[str, Any]]:
+    """Faces per second at batch 1 and 64 for every architecture (48x48 input)."""
+    rows = []
+    for arch in architectures():
+        model = create_model(arch).eval().to(memory_format=torch.channels_last)
+        row: dict[str, Any] = {"architecture": arch, "parameters": sum(p.numel() for p in model.parameters())}
+        for batch in (1, 64):
+            inputs = torch.randn(batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
+            model(inputs)
+            count, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                model(inputs)
+                count += batch
+            row[f"batch{batch}_faces_per_s"] = count / (time.perf_counter() - started)
+        rows.append(row)
+    return rows
+
+
+def bench_training(images: int = 1536) -> list[dict[str, Any]]:
+    """Training images/s of baseline and masked (random, expand) on the shipped architecture."""
+    from core.training import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    faces = FaceDataset(
+        rng.integers(0, 255, (images, 48, 48)).astype(np.uint8), rng.integers(0, 7, images), [""] * images
+    )
+    val = faces.subset(np.arange(64))
+    arch_args = {"widths": [32, 64, 128, 256]}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        attention = save_model(create_model("vgg", **arch_args), {"architecture": "vgg", "arch_args": arch_args, "preprocessing": {"input_size": 40}}, "bench_attention", Path(tmp))
+        for scheme, mode in (("baseline", "random"), ("masked", "random"), ("masked", "expand")):
+            config = TrainConfig(
+                data="generated", architecture="vgg", arch_args=arch_args, scheme=scheme, mask_mode=mode,
+                attention_model=str(attention) if scheme == "masked" else None, epochs=1, ema_decay=0.999,
+            )
+            run_dir = Path(tmp) / f"{scheme}-{mode}"
+            started = time.perf_counter()
+            summary = train(config, run_dir, train_data=faces, val_data=val)
+            total = time.perf_counter() - started
+            rows.append(
+                {
+                    "scheme": scheme if scheme == "baseline" else f"masked ({mode})",
+                    "images_per_s": summary["history"][0]["images_per_second"],
+                    "epoch_s": summary["history"][0]["seconds"],
+                    "setup_s": total - summary["history"][0]["seconds"],
+                }
+            )
+    base = rows[0]["images_per_s"]
+    for row in rows:
+        row["ratio_to_baseline"] = row["images_per_s"] / base
+    return rows
+
+
+def memory_probe() -> None:
+    """Run in a fresh process: load both models, analyze one photo, print peak RSS in MB."""
+    analyze(sample_photos()["640x480, 1 face"], default_models(), FaceDetector())
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def bench_memory() -> float:
+    """Peak resident memory (MB) of a fresh process that loads both models and analyzes a photo."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from core.bench import memory_probe; memory_probe()"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def bench_cold_start(timeout: float = 120.0) -> dict[str, float | None]:
+    """Seconds from `streamlit run app.py` to the server answering, and to the first Analyze result in Chromium."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    result: dict[str, float | None] = {"server_ready_s": None, "first_result_s": None}
+    try:
+        while time.perf_counter() - started < timeout:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1):
+                    result["server_ready_s"] = time.perf_counter() - started
+                    break
+            except OSError:
+                time.sleep(0.1)
+        result["first_result_s"] = _first_result_seconds(port, started, timeout)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    return result
+
+
+def _first_result_seconds(port: int, started: float, timeout: float) -> float | None:
+    """Open the app in headless Chromium and wait for the sample photo's first face card."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+    except ImportError:
+        return None
+    if not Path("/usr/bin/chromium").exists() or not Path("/usr/bin/chromedriver").exists():
+        return None
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tempfile.mkdtemp()}")
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(driver, timeout).until(
+            lambda d: "Face 1" in d.find_element(By.TAG_NAME, "body").text
+        )
+        return time.perf_counter() - started
+    finally:
+        driver.quit()
+
+
+def main() -> int:
+    torch.set_num_threads(torch.get_num_threads())
+    report: dict[str, Any] = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "pipeline": bench_pipeline(),
+        "classifiers": bench_classifiers(),
+        "training": bench_training(),
+        "peak_memory_mb": bench_memory(),
+        "cold_start": bench_cold_start(),
+    }
+    print(format_report(report))
+    out = REPO / "bench-results.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {out.name}")
+    return 0
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The benchmark as Markdown tables."""
+    lines = [f"Machine: {report['machine']}", "", "| photo | faces | stage | median ms | p95 ms |", "| --- | --- | --- | --- | --- |"]
+    for row in report["pipeline"]:
+        for stage in ("decode", "detect", "crop", "classify", "saliency", "total"):
+            lines.append(f"| {row['photo']} | {row['faces']} | {stage} | {row[f'{stage}_median_ms']:.1f} | {row[f'{stage}_p95_ms']:.1f} |")
+    lines += ["", "| architecture | parameters | faces/s at batch 1 | faces/s at batch 64 |", "| --- | --- | --- | --- |"]
+    for row in report["classifiers"]:
+        lines.append(f"| {row['architecture']} | {row['parameters']:,} | {row['batch1_faces_per_s']:.0f} | {row['batch64_faces_per_s']:.0f} |")
+    lines += ["", "| training scheme | images/s | vs baseline | set-up s |", "| --- | --- | --- | --- |"]
+    for row in report["training"]:
+        lines.append(f"| {row['scheme']} | {row['images_per_s']:.0f} | {row['ratio_to_baseline']:.2f} | {row['setup_s']:.1f} |")
+    cold = report["cold_start"]
+    first = f"{cold['first_result_s']:.1f} s" if cold["first_result_s"] is not None else "n/a (no chromium)"
+    ready = f"{cold['server_ready_s']:.1f} s" if cold["server_ready_s"] is not None else "n/a"
+    lines += ["", f"Peak resident memory (both models + one photo): {report['peak_memory_mb']:.0f} MB",
+              f"App cold start: server ready {ready}, first Analyze result {first}"]
+    return "\n".join(lines)
