@@ -36,6 +36,11 @@ TRAIN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--threads", {"type": int}),
 ]
 
+# TrainConfig field → the flag that sets it (to write a run's command line into its model card).
+FLAG_FOR_FIELD: dict[str, str] = {
+    options.get("dest") or flag[2:].replace("-", "_"): flag for flag, options in TRAIN_OPTIONS
+}
+
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Add every training flag to a parser."""
@@ -49,8 +54,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """A TrainConfig from parsed flags (flags left out keep TrainConfig's defaults)."""
     from core.training import TrainConfig
 
-    keys = [options.get("dest") or flag[2:].replace("-", "_") for flag, options in TRAIN_OPTIONS]
-    values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    values = {key: getattr(args, key) for key in FLAG_FOR_FIELD if getattr(args, key) is not None}
     if "arch_args" in values:
         try:
             values["arch_args"] = json.loads(values["arch_args"])

@@ -18,33 +18,7 @@ from typing import Any
 
 from core.jobs.settings import check_data_path
 from core.jobs.store import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, Job, JobStore
-
-# TrainConfig fields and the `python -m core train` flags that set them (for the model card).
-TRAIN_FLAGS = {
-    "data": "--data",
-    "val_data": "--val-data",
-    "architecture": "--arch",
-    "arch_args": "--arch-args",
-    "scheme": "--scheme",
-    "mask_mode": "--mask-mode",
-    "mask_probability": "--mask-probability",
-    "clusters": "--clusters",
-    "cluster_scope": "--cluster-scope",
-    "attention_model": "--attention-model",
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "optimizer": "--optimizer",
-    "lr": "--lr",
-    "weight_decay": "--weight-decay",
-    "schedule": "--schedule",
-    "label_smoothing": "--label-smoothing",
-    "ema_decay": "--ema-decay",
-    "input_size": "--input-size",
-    "seed": "--seed",
-    "limit": "--limit",
-    "threads": "--threads",
-}
-
+from core.train_options import FLAG_FOR_FIELD as TRAIN_FLAGS
 
 class StopCheck:
     """should_stop for the trainer: the worker is stopping, or the user cancelled (read twice a second)."""

@@ -1,0 +1,34 @@
+"""The benchmark's inputs and report (its timings are printed by `make bench`, never asserted)."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from core.bench import format_report, sample_photos
+
+
+def test_sample_photos_have_the_promised_sizes_and_faces(detector) -> None:
+    photos = sample_photos()
+    expected = {"640x480, 1 face": ((640, 480), 1), "1920x1080, 4 faces": ((1920, 1080), 4)}
+    for name, (size, faces) in expected.items():
+        image = Image.open(io.BytesIO(photos[name])).convert("RGB")
+        assert image.size == size
+        assert len(detector.detect(image)) == faces
+
+
+def test_report_formats_every_section() -> None:
+    stages = ("decode", "detect", "crop", "classify", "saliency", "total")
+    report = {
+        "machine": "test",
+        "pipeline": [{"photo": "p", "faces": 1, **{f"{s}_median_ms": 1.0 for s in stages}, **{f"{s}_p95_ms": 2.0 for s in stages}}],
+        "classifiers": [{"architecture": "vgg", "parameters": 10, "batch1_faces_per_s": 5.0, "batch64_faces_per_s": 50.0}],
+        "training": [{"scheme": "baseline", "images_per_s": 100.0, "ratio_to_baseline": 1.0, "setup_s": 0.1}],
+        "peak_memory_mb": 900.0,
+        "cold_start": {"server_ready_s": 3.0, "first_result_s": None},
+    }
+    text = format_report(report)
+    assert "| p | 1 | total | 1.0 | 2.0 |" in text
+    assert "| vgg | 10 | 5 | 50 |" in text
+    assert "900 MB" in text and "n/a (no chromium)" in text
