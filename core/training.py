@@ -360,11 +360,19 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_
 
 
 def _ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """Exponential moving average of the weights, its decay warmed up as in timm.
+
+    Without the warm-up, a 0.999 average still holds most of the random start after a few
+    hundred steps, and the first epochs' validation says nothing.
+    """
     if not decay:
         return None
-    return torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
-    )
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        rate = min(decay, (1.0 + float(steps)) / (10.0 + float(steps)))
+        return averaged * rate + current * (1.0 - rate)
+
+    return torch.optim.swa_utils.AveragedModel(model, avg_fn=average, use_buffers=True)
 
 
 def _seed_everything(seed: int) -> None:

@@ -137,3 +137,11 @@ def test_trained_model_registers_and_loads(tmp_path: Path, tiny_data, trained_ba
     model = load_model(trained_baseline)
     assert model.card["scheme"] == "baseline" and model.card["training"]["epochs"] == 3
     assert not model.module.training
+
+
+def test_weight_average_tracks_training_from_the_first_epochs(tmp_path: Path, tiny_data) -> None:
+    raw = run(tmp_path / "raw", tiny_data, epochs=4)
+    averaged = run(tmp_path / "ema", tiny_data, epochs=4, ema_decay=0.999)
+    # A plain 0.999 average would still be mostly the random start after 28 steps.
+    assert averaged["best"]["val_accuracy"] >= raw["best"]["val_accuracy"] - 0.1
+    assert averaged["best"]["val_accuracy"] > 0.2  # chance is 1/7
