@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench lint format clean-venv
+.PHONY: install run test test-fast bench lint format screenshots clean-venv
 
 $(STAMP): requirements.txt Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -30,12 +30,16 @@ bench: $(STAMP)
 	$(PY) -m core bench
 
 lint: $(STAMP)
-	$(PY) -m ruff check core tests pages app.py
-	$(PY) -m ruff format --check core tests pages app.py
+	$(PY) -m ruff check core ui tests pages app.py
+	$(PY) -m ruff format --check core ui tests pages app.py
 
 format: $(STAMP)
-	$(PY) -m ruff format core tests pages app.py
-	$(PY) -m ruff check --fix core tests pages app.py
+	$(PY) -m ruff format core ui tests pages app.py
+	$(PY) -m ruff check --fix core ui tests pages app.py
+
+# Retake docs/screenshots/*.png in headless Chromium (needs chromium and chromium-driver).
+screenshots: $(STAMP)
+	$(PY) -m tests.screenshots
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_fscore_support,
+)
 from torch import nn
 
 from core.data import FaceDataset
@@ -21,7 +27,10 @@ OCCLUSIONS: dict[str, tuple[int, int]] = {"eyes": (10, 24), "lower_face": (27, 4
 
 @torch.inference_mode()
 def predict_dataset(
-    model: nn.Module, faces: FaceDataset | np.ndarray, preprocessing: dict | None = None, batch_size: int = 512
+    model: nn.Module,
+    faces: FaceDataset | np.ndarray,
+    preprocessing: dict | None = None,
+    batch_size: int = 512,
 ) -> np.ndarray:
     """Class probabilities (N, 7) for every face, in eval mode."""
     images = faces.images if isinstance(faces, FaceDataset) else faces
@@ -89,6 +98,7 @@ def occlusion_report(
 
     `progress(fraction, text)`, when given, is called before each pass over the faces.
     """
+
     def recalls(images: np.ndarray) -> dict[str, float]:
         predictions = predict_dataset(model, images, preprocessing).argmax(axis=1)
         result = {}
@@ -127,8 +137,10 @@ def evaluate_model(
     metrics = classification_metrics(faces.labels, predict_dataset(model, faces, preprocessing))
     metrics["accuracy_95ci"] = list(accuracy_interval(metrics["accuracy"], metrics["count"]))
     if occlusion:
-        metrics["occlusion"] = occlusion_report(
-            model, faces, preprocessing, lambda fraction, text: report((1 + fraction * (passes - 1)) / passes, text)
-        )
+
+        def occlusion_step(fraction: float, text: str) -> None:
+            report((1 + fraction * (passes - 1)) / passes, text)
+
+        metrics["occlusion"] = occlusion_report(model, faces, preprocessing, occlusion_step)
     report(1.0, "done")
     return metrics

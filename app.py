@@ -1,0 +1,27 @@
+"""FER Studio's entry point: page config, the model pickers shared by every page, navigation.
+
+Run with `streamlit run app.py` (or `make run`). Every page lives in pages/ and calls core/.
+"""
+
+import streamlit as st
+
+from ui.pickers import model_pickers
+from ui.resources import job_worker
+
+st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
+
+PAGES = [
+    st.Page("pages/analyze.py", title="Analyze", icon=":material/face:", default=True),
+    st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:"),
+    st.Page("pages/models.py", title="Models & evaluation", icon=":material/leaderboard:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+]
+
+page = st.navigation(PAGES)
+job_worker()
+model_pickers()
+st.sidebar.caption(
+    "Facial emotion recognition on FER2013's seven classes. Model A is usually the baseline, "
+    "model B the cluster-masked model of Qiu, *Leaving Some Facial Features Behind* (arXiv 2411.00824)."
+)
+page.run()

@@ -1,0 +1,213 @@
+"""Plotly figures for the app: pure functions from results to figures, one chart each.
+
+Models keep one colour everywhere: the first model given (model A) blue, the second
+(model B) orange, so a chart reads the same on every page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.labels import EMOTIONS
+
+MODEL_COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#9D755D", "#E45756")
+REGION_NAMES = {"eyes": "eyes covered", "lower_face": "lower face covered"}
+_GAIN, _LOSS = "#2CA02C", "#D62728"
+
+
+def model_colour(index: int) -> str:
+    """The colour of the index-th model (A = 0, B = 1)."""
+    return MODEL_COLOURS[index % len(MODEL_COLOURS)]
+
+
+def _layout(figure: go.Figure, title: str | None, height: int, **extra: Any) -> go.Figure:
+    """Shared look: title top left, legend in a row under the plot (clear of the toolbar)."""
+    figure.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left"} if title else None,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0},
+        **extra,
+    )
+    return figure
+
+
+def probability_chart(probabilities: Mapping[str, np.ndarray], title: str | None = None) -> go.Figure:
+    """Horizontal grouped bars of per-class probabilities, one trace per model, classes top to bottom."""
+    figure = go.Figure()
+    for index, (name, probs) in enumerate(probabilities.items()):
+        values = np.asarray(probs, dtype=float).reshape(-1)
+        if values.shape != (len(EMOTIONS),):
+            raise ValueError(f"{name}: expected {len(EMOTIONS)} probabilities, got {values.shape}")
+        figure.add_bar(
+            x=values,
+            y=list(EMOTIONS),
+            orientation="h",
+            name=name,
+            marker_color=model_colour(index),
+            text=[f"{v:.0%}" for v in values],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.1%}<extra>" + name + "</extra>",
+        )
+    return _layout(
+        figure,
+        title,
+        120 + 28 * len(EMOTIONS) * max(len(probabilities), 1) // 2,
+        barmode="group",
+        bargap=0.25,
+        xaxis={"range": [0, 1.12], "tickformat": ".0%", "title": None},
+        yaxis={"autorange": "reversed"},
+    )
+
+
+def confusion_heatmap(
+    confusion: Sequence[Sequence[int]], title: str | None = None, normalise: bool = True
+) -> go.Figure:
+    """A 7x7 heatmap, true class down and predicted class across; cells coloured by row share.
+
+    Each cell's text is its count; with `normalise` the colour is the share of the true class.
+    """
+    counts = np.asarray(confusion, dtype=float)
+    if counts.shape != (len(EMOTIONS), len(EMOTIONS)):
+        raise ValueError(f"confusion matrix must be {len(EMOTIONS)}x{len(EMOTIONS)}, got {counts.shape}")
+    if normalise:
+        totals = counts.sum(axis=1, keepdims=True)
+        values = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    else:
+        values = counts
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=list(EMOTIONS),
+            y=list(EMOTIONS),
+            text=counts.astype(int).astype(str),
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            zmax=1 if normalise else None,
+            colorbar={"title": "share" if normalise else "count"},
+            hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+        )
+    )
+    return _layout(
+        figure,
+        title,
+        380,
+        xaxis={"title": "predicted", "side": "bottom"},
+        yaxis={"title": "true", "autorange": "reversed"},
+    )
+
+
+def class_difference_chart(
+    per_class_a: Mapping[str, Mapping[str, float]],
+    per_class_b: Mapping[str, Mapping[str, float]],
+    name_a: str,
+    name_b: str,
+    metric: str = "recall",
+) -> go.Figure:
+    """Per-class change of a metric from model A to model B, in percentage points (green = B better)."""
+    difference = [100 * (per_class_b[e][metric] - per_class_a[e][metric]) for e in EMOTIONS]
+    figure = go.Figure(
+        go.Bar(
+            x=list(EMOTIONS),
+            y=difference,
+            marker_color=[_GAIN if d >= 0 else _LOSS for d in difference],
+            text=[f"{d:+.1f}" for d in difference],
+            textposition="outside",
+            hovertemplate="%{x}: %{y:+.1f} points<extra></extra>",
+        )
+    )
+    return _layout(
+        figure,
+        f"{metric} of {name_b} minus {name_a} (points)",
+        300,
+        yaxis={"title": "points", "zeroline": True},
+        showlegend=False,
+    )
+
+
+def class_distribution_chart(counts: Mapping[str, Mapping[str, int]], title: str | None = None) -> go.Figure:
+    """Bars of images per class, one trace per split (e.g. {"train": {...}, "val": {...}})."""
+    figure = go.Figure()
+    for index, (split, per_class) in enumerate(counts.items()):
+        values = [int(per_class.get(e, 0)) for e in EMOTIONS]
+        total = sum(values) or 1
+        figure.add_bar(
+            x=list(EMOTIONS),
+            y=values,
+            name=split,
+            marker_color=model_colour(index + 2),
+            customdata=[v / total for v in values],
+            hovertemplate="%{x}: %{y} images (%{customdata:.1%})<extra>" + split + "</extra>",
+        )
+    return _layout(figure, title, 300, barmode="group", yaxis={"title": "images"})
+
+
+def occlusion_chart(reports: Mapping[str, Mapping[str, Any]]) -> go.Figure:
+    """Recall lost per class when the eyes or the lower face are covered, per model (points).
+
+    `reports` maps a model name to the "occlusion" part of an evaluation
+    (core.evaluation.occlusion_report): {"clean": ..., region: {"drop": {class: drop}}}.
+    """
+    figure = go.Figure()
+    classes = [*EMOTIONS, "all"]
+    for index, (name, report) in enumerate(reports.items()):
+        regions = [r for r in report if r != "clean"]
+        for region_number, region in enumerate(regions):
+            drops = [100 * float(report[region]["drop"].get(c, float("nan"))) for c in classes]
+            figure.add_bar(
+                x=classes,
+                y=drops,
+                name=f"{name}: {REGION_NAMES.get(region, region)}",
+                marker_color=model_colour(index),
+                marker_pattern_shape="" if region_number == 0 else "/",
+                hovertemplate="%{x}: %{y:.1f} points lost<extra>" + name + "</extra>",
+            )
+    return _layout(
+        figure,
+        "Recall lost when a region is covered (points)",
+        340,
+        barmode="group",
+        yaxis={"title": "points lost"},
+    )
+
+
+def region_removal_chart(
+    probabilities: Mapping[str, np.ndarray], region_labels: Sequence[str] | None = None
+) -> go.Figure:
+    """Each model's confidence in its own original prediction as each region is removed.
+
+    `probabilities` maps a model name to (1 + n, 7): row 0 the whole face, row k the face
+    with region k removed. A large drop means the model depends on that region.
+    """
+    figure = go.Figure()
+    for index, (name, probs) in enumerate(probabilities.items()):
+        probs = np.asarray(probs, dtype=float)
+        original = int(probs[0].argmax())
+        labels = (
+            list(region_labels)
+            if region_labels
+            else ["whole face", *(f"region {k + 1}" for k in range(len(probs) - 1))]
+        )
+        if len(labels) != len(probs):
+            raise ValueError(f"{len(labels)} labels for {len(probs)} rows of probabilities")
+        figure.add_bar(
+            x=labels,
+            y=probs[:, original],
+            name=f"{name}: P({EMOTIONS[original]})",
+            marker_color=model_colour(index),
+            text=[f"{v:.0%}" for v in probs[:, original]],
+            textposition="outside",
+        )
+    return _layout(
+        figure,
+        "Confidence in the original prediction with each region removed",
+        300,
+        barmode="group",
+        yaxis={"range": [0, 1.15], "tickformat": ".0%"},
+    )

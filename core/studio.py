@@ -1,0 +1,190 @@
+"""Plain helpers behind the web app's pages (no Streamlit here): defaults, sample, tables, texts."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.labels import EMOTIONS
+
+PREFERRED_PAIR = ("baseline", "masked")
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
+MAX_UPLOAD_MB = 20
+MAX_IMAGES = 8
+
+EMOJI = {
+    "angry": "😠",
+    "disgust": "🤢",
+    "fear": "😨",
+    "happy": "😄",
+    "sad": "😢",
+    "surprise": "😲",
+    "neutral": "😐",
+}
+
+# Published FER2013 counts (Goodfellow et al. 2013; the dataset's README): Training and PublicTest.
+FER2013_COUNTS: dict[str, dict[str, int]] = {
+    "train": {
+        "angry": 3995,
+        "disgust": 436,
+        "fear": 4097,
+        "happy": 7215,
+        "sad": 4830,
+        "surprise": 3171,
+        "neutral": 4965,
+    },
+    "val": {
+        "angry": 467,
+        "disgust": 56,
+        "fear": 496,
+        "happy": 895,
+        "sad": 653,
+        "surprise": 415,
+        "neutral": 607,
+    },
+}
+
+NO_FACE_TIPS = (
+    "Use a photo where the face is at least about 40 pixels tall and faces the camera.",
+    "Good, even light helps; strong back-light or deep shadow hides the face.",
+    "Sunglasses, masks or a face turned far to the side can stop the detector.",
+    "Very large group photos: crop to the people you care about.",
+)
+
+HOW_TO_GET_MODELS = (
+    "Train one on the **Train** page, or from a terminal: "
+    "`python -m core train --run-dir runs/baseline --save-as baseline`, then "
+    "`python -m core train --run-dir runs/masked --scheme masked --attention-model baseline "
+    "--save-as masked` for the cluster-masked one. Trained models are saved under `$FER_STUDIO_HOME/models` "
+    "and appear here automatically."
+)
+
+
+def default_pair(names: Sequence[str]) -> tuple[str | None, str | None]:
+    """Default models A and B: `baseline` and `masked` when registered, else the first two.
+
+    With one model B is None; with none both are None.
+    """
+    names = list(names)
+    chosen = [name for name in PREFERRED_PAIR if name in names]
+    for name in names:
+        if len(chosen) >= 2:
+            break
+        if name not in chosen:
+            chosen.append(name)
+    chosen += [None, None]
+    return chosen[0], chosen[1]
+
+
+def model_keys(
+    cards: Sequence[Mapping[str, Any]], names: Sequence[str | None]
+) -> tuple[tuple[str, float], ...]:
+    """(name, weights mtime) for each chosen name that is registered, without repeats.
+
+    The mtime makes a cache keyed by it pick up a retrained model.
+    """
+    mtimes = {card["name"]: float(card["mtime"]) for card in cards}
+    keys: list[tuple[str, float]] = []
+    for name in names:
+        if name in mtimes and name not in [k for k, _ in keys]:
+            keys.append((name, mtimes[name]))
+    return tuple(keys)
+
+
+@lru_cache(maxsize=1)
+def sample_png() -> bytes:
+    """The built-in sample photo (scikit-image's astronaut portrait, public domain) as PNG bytes."""
+    from skimage import data as skimage_data
+
+    return png_bytes(Image.fromarray(skimage_data.astronaut()))
+
+
+def png_bytes(image: Image.Image | np.ndarray) -> bytes:
+    """Encode an image (PIL or uint8 array) as PNG, in memory."""
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def enlarge(array: np.ndarray, size: int = 192, smooth: bool = True) -> np.ndarray:
+    """A small uint8 picture (H, W) or (H, W, 3) scaled up to size x size for display."""
+    resample = Image.BICUBIC if smooth else Image.NEAREST
+    return np.asarray(Image.fromarray(np.asarray(array, dtype=np.uint8)).resize((size, size), resample))
+
+
+def file_stem(name: str) -> str:
+    """A file name without folders and extension, safe to reuse in download names."""
+    stem = name.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem).strip("-")
+    return cleaned or "image"
+
+
+def model_summary(card: Mapping[str, Any]) -> dict[str, Any]:
+    """The card fields a person wants first: what the model is and how it was made."""
+    training = card.get("training") or {}
+    return {
+        "name": card.get("name"),
+        "scheme": card.get("scheme", "?"),
+        "architecture": card.get("architecture", "?"),
+        "input size": (card.get("preprocessing") or {}).get("input_size"),
+        "epochs": training.get("epochs"),
+        "best epoch": card.get("best_epoch"),
+        "created": card.get("created"),
+        "evaluations": len(card.get("evaluations") or {}),
+    }
+
+
+def evaluation_keys(evaluations: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every dataset key any model was evaluated on, in first-seen order.
+
+    `evaluations` maps a model name to its card's "evaluations" dict.
+    """
+    keys: list[str] = []
+    for per_model in evaluations.values():
+        keys += [k for k in per_model if k not in keys]
+    return keys
+
+
+def metrics_rows(evaluations: Mapping[str, Mapping[str, Any]], key: str) -> list[dict[str, Any]]:
+    """One row per model evaluated on `key`: accuracy with its 95 % interval, macro-F1, images."""
+    rows = []
+    for name, per_model in evaluations.items():
+        metrics = per_model.get(key)
+        if not metrics:
+            continue
+        low, high = metrics.get("accuracy_95ci", (float("nan"), float("nan")))
+        rows.append(
+            {
+                "model": name,
+                "accuracy": round(100 * metrics["accuracy"], 2),
+                "95% interval": f"{100 * low:.1f} to {100 * high:.1f}",
+                "macro-F1": round(100 * metrics["macro_f1"], 2),
+                "images": metrics.get("count"),
+            }
+        )
+    return rows
+
+
+def per_class_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per emotion: precision, recall and F1 in percent, and support."""
+    return [
+        {
+            "emotion": emotion,
+            "precision": round(100 * metrics["per_class"][emotion]["precision"], 1),
+            "recall": round(100 * metrics["per_class"][emotion]["recall"], 1),
+            "F1": round(100 * metrics["per_class"][emotion]["f1"], 1),
+            "support": metrics["per_class"][emotion]["support"],
+        }
+        for emotion in EMOTIONS
+    ]
+
+
+def support_counts(metrics: Mapping[str, Any]) -> dict[str, int]:
+    """Images per class in an evaluation (its per-class support)."""
+    return {emotion: int(metrics["per_class"][emotion]["support"]) for emotion in EMOTIONS}

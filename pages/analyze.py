@@ -1,0 +1,142 @@
+"""Analyze: every face in a photo, read by model A and model B, with Grad-CAM explanations."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from core.charts import probability_chart
+from core.images import ImageError
+from core.labels import EMOTIONS
+from core.pipeline import Analysis, FaceResult, annotate
+from core.saliency import CAM_METHODS, overlay_on_crop
+from core.studio import EMOJI, HOW_TO_GET_MODELS, MAX_IMAGES, NO_FACE_TIPS, enlarge, file_stem, png_bytes
+from ui import pickers, resources
+from ui.inputs import ImageInput, image_inputs
+
+PRIVACY = (
+    "🔒 **Privacy:** photos are processed in this server's memory and never written to disk or sent "
+    "elsewhere. Results stay in memory for at most an hour, so that changing a setting is quick."
+)
+
+
+def face_card(number: int, face: FaceResult, models: list[str], key: str) -> None:
+    """One face: crop, each model's verdict and Grad-CAM, and the probability chart."""
+    with st.container(border=True):
+        title, badge = st.columns([3, 2], vertical_alignment="center")
+        title.markdown(f"**Face {number}** · detector confidence {face.face.score:.2f}")
+        if len(models) >= 2:
+            if face.agree():
+                badge.badge(
+                    f"Models agree: {face.top(models[0])[0]}", icon=":material/check_circle:", color="green"
+                )
+            else:
+                badge.badge("Models disagree", icon=":material/error:", color="orange")
+        columns = st.columns([1] + [1.3] * len(models) + [2.4])
+        columns[0].image(enlarge(face.crop), caption="48×48 face crop", width="stretch")
+        for column, name, letter in zip(columns[1:], models, "AB", strict=False):
+            emotion, confidence = face.top(name)
+            column.metric(f"Model {letter} · {name}", f"{EMOJI[emotion]} {emotion}")
+            column.progress(confidence, text=f"{confidence:.0%} confident")
+            if name in face.heatmaps:
+                overlay = overlay_on_crop(face.crop, face.heatmaps[name])
+                column.image(enlarge(overlay), caption=f"Grad-CAM · {name}", width="stretch")
+        if models:
+            columns[-1].plotly_chart(probability_chart(face.probabilities), key=f"{key}-chart-{number}")
+
+
+def downloads(result: Analysis, item: ImageInput, picture_png: bytes, key: str) -> None:
+    """JSON, CSV and annotated-PNG downloads for one image."""
+    stem = file_stem(item.name)
+    st.download_button(
+        "Results (JSON)",
+        json.dumps({"image": item.name, **result.to_dict()}, indent=2),
+        file_name=f"{stem}-emotions.json",
+        mime="application/json",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}-json",
+    )
+    st.download_button(
+        "Results (CSV)",
+        result.to_csv(item.name),
+        file_name=f"{stem}-emotions.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}-csv",
+    )
+    st.download_button(
+        "Annotated image (PNG)",
+        picture_png,
+        file_name=f"{stem}-annotated.png",
+        mime="image/png",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}-png",
+    )
+
+
+def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | None, flip: bool) -> None:
+    """Analyse one image and draw the photo, downloads and one card per face."""
+    key = f"image-{index}"
+    try:
+        with st.spinner(f"Finding and reading faces in {item.name}…"):
+            result = resources.analysis(item.data, keys, method if keys else None, target, flip)
+    except ImageError as err:
+        st.warning(
+            f"Could not read **{item.name}**: {err}. Try a JPEG or PNG photo.", icon=":material/broken_image:"
+        )
+        return
+    if not result.faces:
+        tips = "\n".join(f"- {tip}" for tip in NO_FACE_TIPS)
+        st.info(f"No face found in **{item.name}**. A few tips:\n{tips}", icon=":material/sentiment_neutral:")
+        st.image(result.image, width=360)
+        return
+    models = result.models
+    picture = annotate(result, models[0] if models else None)
+    photo, side = st.columns([3, 1])
+    photo.image(
+        picture, caption=f"{item.name}: boxes green where the models agree, yellow where not", width="stretch"
+    )
+    with side:
+        agree = sum(face.agree() for face in result.faces)
+        st.metric("Faces found", len(result.faces))
+        if len(models) >= 2:
+            st.metric("Models agree on", f"{agree} of {len(result.faces)}")
+        st.caption(f"Analysed in {result.timings.get('total', 0):.1f} s")
+        downloads(result, item, png_bytes(picture), key)
+    for number, face in enumerate(result.faces, start=1):
+        face_card(number, face, models, key)
+
+
+st.title("Analyze")
+st.caption(PRIVACY)
+selection = pickers.current()
+if not selection.names:
+    st.warning("No emotion model is registered, so faces are found but not read. " + HOW_TO_GET_MODELS)
+elif selection.b is None or selection.a == selection.b:
+    st.info("Only one model is picked: pick a different model B in the sidebar to compare two.")
+
+inputs = image_inputs("analyze")
+method_column, class_column, flip_column = st.columns(3, vertical_alignment="bottom")
+method = method_column.selectbox("Grad-CAM method", list(CAM_METHODS), key="cam_method")
+OWN_PREDICTION = "each model's own prediction"
+explained = class_column.selectbox("Explain which class", [OWN_PREDICTION, *EMOTIONS], key="cam_class")
+target = None if explained == OWN_PREDICTION else EMOTIONS.index(explained)
+flip = flip_column.toggle(
+    "Mirror averaging", key="flip_tta", help="Average each prediction with the mirrored face's."
+)
+
+if inputs[0].source == "sample":
+    st.info(
+        "Showing a built-in sample photo. Upload your own photos or use the camera above.",
+        icon=":material/photo:",
+    )
+if len(inputs) > MAX_IMAGES:
+    st.info(f"Showing the first {MAX_IMAGES} of {len(inputs)} images.")
+for index, item in enumerate(inputs[:MAX_IMAGES]):
+    if len(inputs) > 1:
+        st.subheader(item.name, divider="gray")
+    show(item, index, selection.keys, method, target, flip)

@@ -1,0 +1,138 @@
+"""Models & evaluation: every model's card, its metrics, and A-versus-B comparisons per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.charts import class_difference_chart, class_distribution_chart, confusion_heatmap, occlusion_chart
+from core.cli import DATA_DEFAULT
+from core.data import DatasetError
+from core.evaluation import OCCLUSIONS
+from core.studio import (
+    FER2013_COUNTS,
+    HOW_TO_GET_MODELS,
+    evaluation_keys,
+    metrics_rows,
+    model_summary,
+    per_class_rows,
+)
+from ui import pickers, resources
+
+SPLITS = {"val": "val", "test": "test", "train": "train", "whole folder": None}
+
+st.title("Models & evaluation")
+selection = pickers.current()
+
+
+def evaluate_form() -> None:
+    """Evaluate a registered model on a dataset folder or CSV, with a progress bar."""
+    with st.expander("Evaluate a model on a dataset", icon=":material/play_circle:"):
+        with st.form("evaluate"):
+            name = st.selectbox(
+                "Model", selection.names, index=selection.names.index(selection.a), key="eval_model"
+            )
+            data = st.text_input(
+                "Dataset folder or fer2013.csv",
+                DATA_DEFAULT,
+                key="eval_data",
+                help="A FER2013-style folder (split/emotion/*.jpg), a folder emotion/*.jpg, "
+                "or Kaggle's fer2013.csv.",
+            )
+            split_column, occlusion_column = st.columns(2, vertical_alignment="bottom")
+            split = split_column.selectbox("Split", list(SPLITS), key="eval_split")
+            occlusion = occlusion_column.checkbox("Occlusion test", True, key="eval_occlusion")
+            submitted = st.form_submit_button("Evaluate", type="primary")
+        if not submitted:
+            return
+        bar = st.progress(0.0, text="starting")
+        path = Path(data).expanduser()
+        stamp = path.stat().st_mtime if path.exists() else 0.0
+        key = selection.key_of(name)
+        try:
+            result = resources.evaluation(
+                key,
+                str(path),
+                SPLITS[split],
+                stamp,
+                occlusion,
+                _progress=lambda f, t: bar.progress(f, text=t),
+            )
+        except (DatasetError, ValueError, OSError) as err:
+            bar.empty()
+            st.error(f"Could not evaluate {name}: {err}")
+            return
+        bar.progress(1.0, text="done")
+        label = f"{path.name}/{SPLITS[split]}" if SPLITS[split] else path.name
+        st.session_state.setdefault("page_evaluations", {}).setdefault(name, {})[label] = result
+        st.session_state["eval_key"] = label
+        st.success(f"{name} on {label}: accuracy {result['accuracy']:.1%}, macro-F1 {result['macro_f1']:.1%}")
+
+
+if not selection.names:
+    st.warning("No model is registered yet. " + HOW_TO_GET_MODELS)
+else:
+    st.subheader("Registered models")
+    st.dataframe([model_summary(card) for card in selection.cards], hide_index=True)
+    for card in selection.cards:
+        with st.expander(f"Model card: {card['name']}"):
+            st.json({k: v for k, v in card.items() if k != "evaluations"}, expanded=1)
+    evaluate_form()
+
+    session = st.session_state.get("page_evaluations", {})
+    evaluations = {
+        card["name"]: {**(card.get("evaluations") or {}), **session.get(card["name"], {})}
+        for card in selection.cards
+    }
+    keys = evaluation_keys(evaluations)
+    st.subheader("Evaluation")
+    if not keys:
+        st.info("No evaluation is recorded yet: evaluate a model on a dataset above.")
+    else:
+        if st.session_state.get("eval_key") not in keys:
+            st.session_state["eval_key"] = keys[0]
+        key = st.selectbox("Evaluated on", keys, key="eval_key")
+        st.dataframe(metrics_rows(evaluations, key), hide_index=True)
+        st.caption(
+            "Accuracy and macro-F1 in percent; the interval is Wilson's 95 % interval for the accuracy."
+        )
+        pair = [name for name, _ in selection.keys if key in evaluations.get(name, {})]
+        if not pair:
+            st.info(f"Neither model A nor model B was evaluated on {key}; pick them in the sidebar.")
+        columns = st.columns(max(len(pair), 1))
+        for column, name in zip(columns, pair, strict=False):
+            with column:
+                st.markdown(f"**{name}**")
+                st.dataframe(per_class_rows(evaluations[name][key]), hide_index=True)
+                st.plotly_chart(
+                    confusion_heatmap(evaluations[name][key]["confusion"], f"Confusion: {name}"),
+                    key=f"confusion-{name}",
+                )
+        if len(pair) == 2:
+            metric = st.segmented_control(
+                "Per-class metric", ["recall", "precision", "f1"], default="recall", key="diff_metric"
+            )
+            a, b = (evaluations[name][key]["per_class"] for name in pair)
+            st.plotly_chart(
+                class_difference_chart(a, b, pair[0], pair[1], metric or "recall"), key="difference"
+            )
+        occlusions = {
+            name: evaluations[name][key]["occlusion"]
+            for name in pair
+            if "occlusion" in evaluations[name][key]
+        }
+        if occlusions:
+            st.plotly_chart(occlusion_chart(occlusions), key="occlusion")
+            bands = "; ".join(
+                f"{region.replace('_', ' ')}: rows {top} to {bottom - 1}"
+                for region, (top, bottom) in OCCLUSIONS.items()
+            )
+            st.caption(
+                f"Rows of the 48x48 face blacked out ({bands}); the lower face is like a drawn-on mask."
+            )
+
+st.subheader("Data")
+distribution = {f"FER2013 {split}": counts for split, counts in FER2013_COUNTS.items()}
+st.plotly_chart(class_distribution_chart(distribution, "FER2013 images per class"), key="distribution")
+st.caption("FER2013 is imbalanced: disgust has 436 training images, happy 7,215.")

@@ -1,0 +1,99 @@
+"""Retake the screenshots in docs/screenshots/: `python -m tests.screenshots` (or `make screenshots`).
+
+Starts `streamlit run app.py` and drives headless Chromium over every page. Uses the
+registry of FER_STUDIO_HOME (and the shipped models/); when it holds no model, two
+randomly initialised demo models are registered in a temporary home and evaluated on
+FER2013's val split (or on generated faces when the dataset is absent), so every chart
+has something to show. Demo models' predictions mean nothing: say so wherever they appear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from tests.browser import (
+    REPO,
+    body_text,
+    chromium,
+    demo_registry,
+    missing_browser,
+    open_page,
+    running_app,
+    screenshot,
+    upload,
+    wait_for,
+    wait_until_idle,
+)
+
+PAGES = {"analyze": "", "clusters": "clusters", "models": "models", "train": "train"}
+FER2013 = REPO.parent / "shared" / "datasets" / "fer2013"
+
+
+def prepare_demo(home: Path) -> None:
+    """Two demo models in `home`, each evaluated (and recorded in its card) on some labelled faces."""
+    os.environ["FER_STUDIO_HOME"] = str(home)
+    from core.cards import evaluate_and_record
+
+    data, split = (str(FER2013), "val") if (FER2013 / "val").is_dir() else (None, "val")
+    if data is None:
+        from tests.conftest import write_fer_folders
+
+        data = str(write_fer_folders(home / "generated-faces", count_per_class=20))
+    for name in demo_registry(home):
+        evaluate_and_record(name, data, split)
+        print(f"registered and evaluated demo model {name} on {data} ({split})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.screenshots", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots", help="where the PNGs go")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="FER_STUDIO_HOME to show (default: the current one)"
+    )
+    parser.add_argument("--demo", action="store_true", help="always use freshly registered demo models")
+    parser.add_argument("--width", type=int, default=1400)
+    args = parser.parse_args(argv)
+
+    reason = missing_browser()
+    if reason:
+        print(f"cannot take screenshots: {reason}", file=sys.stderr)
+        return 1
+    if args.home:
+        os.environ["FER_STUDIO_HOME"] = str(args.home)
+    from core.registry import home_dir, list_models
+
+    with tempfile.TemporaryDirectory(prefix="fer-screenshots-") as scratch:
+        home = home_dir()
+        if args.demo or not list_models():
+            home = Path(scratch) / "home"
+            prepare_demo(home)
+        log = Path(scratch) / "streamlit.log"
+        with running_app(home, log) as url, chromium(width=args.width) as driver:
+            for name, path in PAGES.items():
+                open_page(driver, url, path)
+                if name == "clusters":
+                    wait_for(driver, lambda d: "Each region removed" in body_text(d), what="the regions")
+                print(screenshot(driver, args.out / f"{name}.png", width=args.width))
+                driver.set_window_size(args.width, 1000)
+            # The Analyze page after a real upload (a mirrored sample, to show the upload path).
+            from core.studio import sample_png
+
+            photo = Path(scratch) / "portrait.jpg"
+            Image.open(io.BytesIO(sample_png())).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photo)
+            open_page(driver, url, "")
+            upload(driver, photo)
+            wait_for(driver, lambda d: "portrait.jpg: boxes" in body_text(d), what="the upload's result")
+            wait_until_idle(driver)
+            print(screenshot(driver, args.out / "analyze-upload.png", width=args.width))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

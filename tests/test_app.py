@@ -1,0 +1,245 @@
+"""The Streamlit app through AppTest, from app.py: every page, the Analyze results, bad inputs.
+
+Models come from tiny_registry (random tiny_a and tiny_b in a temporary FER_STUDIO_HOME);
+the shipped models folder is swapped for an empty one so the pickers default to them.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from core import registry
+from core.cards import evaluate_and_record
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ["pages/analyze.py", "pages/clusters.py", "pages/models.py", "pages/train.py"]
+TIMEOUT = 180
+
+
+@pytest.fixture(autouse=True)
+def navigation_from_app_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every page through app.py, as a running server does.
+
+    A server uses the pages/ folder only until the first st.navigation call, then app.py's
+    navigation for good. AppTest forgets that on every run and, because pages/ exists,
+    would run a page other than the default one on its own, without app.py's sidebar.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture(autouse=True)
+def fresh_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Empty caches (cached resources outlive AppTest instances) and no shipped models."""
+    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "no-shipped-models")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_page(page: str) -> AppTest:
+    """Run app.py showing `page` (the first run already shows it: no detour via Analyze)."""
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if page != PAGES[0]:
+        app.switch_page(page)
+    return app.run()
+
+
+def image_captions(app: AppTest) -> list[str]:
+    return [caption for image in app.get("image") for caption in image.captions]
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def no_errors(app: AppTest) -> None:
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(tiny_registry: list[str], page: str) -> None:
+    app = open_page(page)
+    no_errors(app)
+    assert app.title, "every page has a title"
+    assert app.selectbox(key="model_a").value == "tiny_a"
+    assert app.selectbox(key="model_b").value == "tiny_b"
+
+
+def test_analyze_sample_shows_one_face_with_both_models(tiny_registry: list[str]) -> None:
+    app = open_page("pages/analyze.py")
+    no_errors(app)
+    assert any("built-in sample" in info.value for info in app.info)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Faces found"] == "1"
+    assert "Model A · tiny_a" in metrics and "Model B · tiny_b" in metrics
+    assert len(app.get("plotly_chart")) == 1, "one probability chart for the one face"
+    captions = image_captions(app)
+    assert "Grad-CAM · tiny_a" in captions and "Grad-CAM · tiny_b" in captions
+    assert any("Models agree" in md.value or "Models disagree" in md.value for md in app.markdown)
+    assert [button.label for button in app.get("download_button")] == [
+        "Results (JSON)",
+        "Results (CSV)",
+        "Annotated image (PNG)",
+    ]
+
+
+def test_analyze_explains_a_chosen_class_with_another_method(tiny_registry: list[str]) -> None:
+    app = open_page("pages/analyze.py")
+    app.selectbox(key="cam_method").set_value("gradcam++")
+    app.selectbox(key="cam_class").set_value("happy")
+    app.run()
+    no_errors(app)
+    assert "Grad-CAM · tiny_b" in image_captions(app)
+
+
+def test_corrupt_upload_shows_a_message_and_good_uploads_still_work(
+    tiny_registry: list[str], astronaut
+) -> None:
+    app = open_page("pages/analyze.py")
+    app.file_uploader(key="analyze_upload").upload("broken.jpg", b"this is not an image", "image/jpeg").run()
+    no_errors(app)
+    assert any("broken.jpg" in warning.value for warning in app.warning)
+    assert not app.get("plotly_chart")
+    app.file_uploader(key="analyze_upload").set_value(
+        [
+            ("broken.jpg", b"this is not an image", "image/jpeg"),
+            ("portrait.jpg", jpeg(astronaut), "image/jpeg"),
+        ]
+    ).run()
+    no_errors(app)
+    assert [header.value for header in app.subheader if header.value.endswith(".jpg")] == [
+        "broken.jpg",
+        "portrait.jpg",
+    ]
+    assert len(app.get("plotly_chart")) == 1
+    assert not any("built-in sample" in info.value for info in app.info)
+
+
+def test_photo_without_faces_gives_tips_not_an_error(tiny_registry: list[str]) -> None:
+    wall = Image.fromarray(np.random.default_rng(0).integers(90, 110, (240, 320, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    wall.save(buffer, format="PNG")
+    app = open_page("pages/analyze.py")
+    app.file_uploader(key="analyze_upload").upload("wall.png", buffer.getvalue(), "image/png").run()
+    no_errors(app)
+    assert not app.warning
+    assert any("No face found in **wall.png**" in info.value and "tips" in info.value for info in app.info)
+
+
+def test_camera_photo_is_analysed(tiny_registry: list[str], astronaut) -> None:
+    app = open_page("pages/analyze.py")
+    app.toggle(key="analyze_camera_on").set_value(True).run()
+    app.camera_input(key="analyze_camera").upload("shot.jpg", jpeg(astronaut)).run()
+    no_errors(app)
+    assert any(caption.startswith("camera photo") for caption in image_captions(app))
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_without_models_the_app_says_so_and_still_finds_faces() -> None:
+    app = open_page("pages/analyze.py")
+    no_errors(app)
+    assert any("No model is registered" in warning.value for warning in app.sidebar.warning)
+    assert any("No emotion model is registered" in warning.value for warning in app.main.warning)
+    assert {metric.label: metric.value for metric in app.metric}["Faces found"] == "1"
+    for page in PAGES[1:3]:
+        app.switch_page(page).run()
+        no_errors(app)
+        assert app.main.warning, page
+
+
+def test_with_one_model_the_app_works_and_explains(isolated_home: Path) -> None:
+    from core.architectures import create_model
+
+    registry.save_model(create_model("seed_cnn"), {"architecture": "seed_cnn", "scheme": "baseline"}, "solo")
+    app = open_page("pages/analyze.py")
+    no_errors(app)
+    assert any("Only one model" in caption.value for caption in app.sidebar.caption)
+    labels = [metric.label for metric in app.metric]
+    assert "Model A · solo" in labels and not any(label.startswith("Model B") for label in labels)
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_pickers_default_to_baseline_and_masked(isolated_home: Path) -> None:
+    from core.architectures import create_model
+
+    for name in ["aaa", "masked", "baseline"]:
+        registry.save_model(
+            create_model("seed_cnn"), {"architecture": "seed_cnn", "scheme": "baseline"}, name
+        )
+    app = open_page("pages/train.py")
+    no_errors(app)
+    assert app.selectbox(key="model_a").value == "baseline"
+    assert app.selectbox(key="model_b").value == "masked"
+
+
+def test_clusters_page_removes_each_region(tiny_registry: list[str]) -> None:
+    app = open_page("pages/clusters.py")
+    no_errors(app)
+    removed = [caption for caption in image_captions(app) if caption.startswith("without region")]
+    assert len(removed) == 3
+    assert len(app.get("plotly_chart")) == 1
+    predictions = [md.value for md in app.markdown if md.value.startswith("**tiny_")]
+    assert len(predictions) == 2 * 3
+    app.slider(key="clusters_n").set_value(2)
+    app.slider(key="clusters_alpha").set_value(2.0)
+    app.selectbox(key="clusters_attention").set_value("tiny_b")
+    app.run()
+    no_errors(app)
+    assert len([c for c in image_captions(app) if c.startswith("without region")]) == 2
+    assert "Attention (gradcam, tiny_b)" in image_captions(app)
+
+
+def test_models_page_shows_recorded_evaluations(tiny_registry: list[str], fer_folders: Path) -> None:
+    for name in tiny_registry:
+        evaluate_and_record(name, str(fer_folders), "val")
+    app = open_page("pages/models.py")
+    no_errors(app)
+    assert app.selectbox(key="eval_key").value == "fer/val"
+    # confusion x2, baseline-vs-masked difference, occlusion, class distribution
+    assert len(app.get("plotly_chart")) == 5
+    # models summary, metrics table, per-class table x2
+    assert len(app.dataframe) == 4
+    assert len(app.expander) >= 3  # one card per model, and the evaluate form
+
+
+def test_models_page_evaluates_a_dataset_with_a_progress_bar(
+    tiny_registry: list[str], fer_folders: Path
+) -> None:
+    app = open_page("pages/models.py")
+    assert any("No evaluation" in info.value for info in app.info)
+    assert len(app.get("plotly_chart")) == 1  # the class distribution only
+    app.text_input(key="eval_data").input(str(fer_folders))
+    app.selectbox(key="eval_split").set_value("val")
+    app.form_submit_button[0].click().run()
+    no_errors(app)
+    assert app.get("progress")
+    assert any("tiny_a on fer/val" in success.value for success in app.success)
+    assert len(app.get("plotly_chart")) == 3  # confusion, occlusion, distribution
+
+
+def test_models_page_reports_a_bad_dataset_path(tiny_registry: list[str], tmp_path: Path) -> None:
+    app = open_page("pages/models.py")
+    app.text_input(key="eval_data").input(str(tmp_path / "missing"))
+    app.form_submit_button[0].click().run()
+    assert not app.exception
+    assert any("no such file or folder" in error.value for error in app.error)

@@ -1,0 +1,47 @@
+"""Image inputs shared by the pages: upload, browser camera, or the built-in sample.
+
+Uploads and camera photos stay in memory (Streamlit keeps them in RAM); nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.studio import MAX_UPLOAD_MB, UPLOAD_TYPES, sample_png
+
+SAMPLE_NAME = "sample: astronaut portrait"
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One image to analyse: a display name, its bytes and where it came from."""
+
+    name: str
+    data: bytes
+    source: str  # "upload", "camera" or "sample"
+
+
+def image_inputs(key: str, multiple: bool = True) -> list[ImageInput]:
+    """Uploader and camera side by side; the sample when neither holds an image."""
+    upload_column, camera_column = st.columns([3, 2])
+    with upload_column:
+        uploaded = st.file_uploader(
+            "Upload photos" if multiple else "Upload a photo",
+            type=list(UPLOAD_TYPES),
+            accept_multiple_files=multiple,
+            key=f"{key}_upload",
+            max_upload_size=MAX_UPLOAD_MB,
+            help=f"JPEG, PNG, WebP, BMP or TIFF, up to {MAX_UPLOAD_MB} MB each.",
+        )
+    with camera_column:
+        photo = None
+        if st.toggle(
+            "Use the camera", key=f"{key}_camera_on", help="Your browser asks for permission first."
+        ):
+            photo = st.camera_input("Take a photo", key=f"{key}_camera")
+    files = [f for f in (uploaded if isinstance(uploaded, list) else [uploaded]) if f is not None]
+    items = [ImageInput("camera photo", photo.getvalue(), "camera")] if photo is not None else []
+    items += [ImageInput(f.name, f.getvalue(), "upload") for f in files]
+    return items or [ImageInput(SAMPLE_NAME, sample_png(), "sample")]

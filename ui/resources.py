@@ -1,0 +1,90 @@
+"""Cached resources and results: one detector and one copy of each model per process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from core.data import load_dataset
+from core.evaluation import evaluate_model
+from core.faces import FaceDetector
+from core.pipeline import Analysis, analyze
+from core.regions import RegionStudy, study_regions
+from core.registry import LoadedModel, load_model
+
+ModelKeys = tuple[tuple[str, float], ...]
+
+
+@st.cache_resource(show_spinner="Loading the face detector…")
+def detector() -> FaceDetector:
+    """The MTCNN face detector, shared by every session (it locks itself)."""
+    return FaceDetector()
+
+
+@st.cache_resource(show_spinner=False)
+def job_worker() -> int | None:
+    """Once per app process: restart the training worker if jobs were left waiting (None when none)."""
+    from core.jobs import ensure_worker
+
+    return ensure_worker(when_queued=True)
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def model(name: str, mtime: float) -> LoadedModel:
+    """A registered model, loaded once per (name, weights mtime): a retrained model is reloaded."""
+    del mtime  # part of the cache key only
+    return load_model(name)
+
+
+def models(keys: ModelKeys) -> list[LoadedModel]:
+    """The models for (name, mtime) keys, from the cache."""
+    return [model(name, mtime) for name, mtime in keys]
+
+
+@st.cache_data(show_spinner=False, max_entries=8, ttl="1h")
+def analysis(
+    data: bytes, keys: ModelKeys, cam_method: str | None, cam_class: int | None, flip_tta: bool
+) -> Analysis:
+    """core.pipeline.analyze on image bytes, cached in memory for an hour (never on disk)."""
+    return analyze(data, models(keys), detector(), cam_method, cam_class, flip_tta)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl="1h")
+def region_study(
+    crop: np.ndarray,
+    attention_key: tuple[str, float],
+    keys: ModelKeys,
+    n: int,
+    lam: float,
+    alpha: float,
+    method: str,
+) -> RegionStudy:
+    """core.regions.study_regions for one crop, cached in memory."""
+    return study_regions(crop, model(*attention_key), models(keys), n, lam, alpha, method)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def evaluation(
+    key: tuple[str, float],
+    data: str,
+    split: str | None,
+    data_stamp: float,
+    occlusion: bool,
+    _progress: Any = None,
+) -> dict[str, Any]:
+    """core.evaluation.evaluate_model on a dataset, cached per model version, data and split.
+
+    `data_stamp` (the dataset's modification time) is part of the key; `_progress`
+    (fraction, text) is not, and is only called when the result is computed.
+    """
+    del data_stamp
+    report = _progress or (lambda fraction, text: None)
+    report(0.0, f"loading {data}")
+    faces = load_dataset(data, split)
+    loaded = model(*key)
+    result = evaluate_model(loaded.module, faces, loaded.preprocessing, occlusion=occlusion, progress=report)
+    result["data"] = data
+    result["split"] = split
+    return result
