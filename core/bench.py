@@ -125,11 +125,22 @@ def bench_training(images: int = 1536) -> list[dict[str, Any]]:
     arch_args = {"widths": [32, 64, 128, 256]}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        attention = save_model(create_model("vgg", **arch_args), {"architecture": "vgg", "arch_args": arch_args, "preprocessing": {"input_size": 40}}, "bench_attention", Path(tmp))
+        attention = save_model(
+            create_model("vgg", **arch_args),
+            {"architecture": "vgg", "arch_args": arch_args, "preprocessing": {"input_size": 40}},
+            "bench_attention",
+            Path(tmp),
+        )
         for scheme, mode in (("baseline", "random"), ("masked", "random"), ("masked", "expand")):
             config = TrainConfig(
-                data="generated", architecture="vgg", arch_args=arch_args, scheme=scheme, mask_mode=mode,
-                attention_model=str(attention) if scheme == "masked" else None, epochs=1, ema_decay=0.999,
+                data="generated",
+                architecture="vgg",
+                arch_args=arch_args,
+                scheme=scheme,
+                mask_mode=mode,
+                attention_model=str(attention) if scheme == "masked" else None,
+                epochs=1,
+                ema_decay=0.999,
             )
             run_dir = Path(tmp) / f"{scheme}-{mode}"
             started = time.perf_counter()
@@ -159,7 +170,10 @@ def bench_memory() -> float:
     """Peak resident memory (MB) of a fresh process that loads both models and analyzes a photo."""
     result = subprocess.run(
         [sys.executable, "-c", "from core.bench import memory_probe; memory_probe()"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(result.stdout.strip().splitlines()[-1])
 
@@ -171,9 +185,22 @@ def bench_cold_start(timeout: float = 120.0) -> dict[str, float | None]:
         port = sock.getsockname()[1]
     started = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     result: dict[str, float | None] = {"server_ready_s": None, "first_result_s": None}
     try:
@@ -204,16 +231,22 @@ def _first_result_seconds(port: int, started: float, timeout: float) -> float | 
         return None
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp()}")
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         driver.get(f"http://127.0.0.1:{port}/")
-        WebDriverWait(driver, timeout).until(
-            lambda d: "Face 1" in d.find_element(By.TAG_NAME, "body").text
-        )
+        WebDriverWait(driver, timeout).until(lambda d: "Face 1" in d.find_element(By.TAG_NAME, "body").text)
         return time.perf_counter() - started
     finally:
         driver.quit()
@@ -238,19 +271,37 @@ def main() -> int:
 
 def format_report(report: dict[str, Any]) -> str:
     """The benchmark as Markdown tables."""
-    lines = [f"Machine: {report['machine']}", "", "| photo | faces | stage | median ms | p95 ms |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"Machine: {report['machine']}",
+        "",
+        "| photo | faces | stage | median ms | p95 ms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for row in report["pipeline"]:
         for stage in ("decode", "detect", "crop", "classify", "saliency", "total"):
-            lines.append(f"| {row['photo']} | {row['faces']} | {stage} | {row[f'{stage}_median_ms']:.1f} | {row[f'{stage}_p95_ms']:.1f} |")
-    lines += ["", "| architecture | parameters | faces/s at batch 1 | faces/s at batch 64 |", "| --- | --- | --- | --- |"]
+            lines.append(
+                f"| {row['photo']} | {row['faces']} | {stage} | {row[f'{stage}_median_ms']:.1f} | {row[f'{stage}_p95_ms']:.1f} |"
+            )
+    lines += [
+        "",
+        "| architecture | parameters | faces/s at batch 1 | faces/s at batch 64 |",
+        "| --- | --- | --- | --- |",
+    ]
     for row in report["classifiers"]:
-        lines.append(f"| {row['architecture']} | {row['parameters']:,} | {row['batch1_faces_per_s']:.0f} | {row['batch64_faces_per_s']:.0f} |")
+        lines.append(
+            f"| {row['architecture']} | {row['parameters']:,} | {row['batch1_faces_per_s']:.0f} | {row['batch64_faces_per_s']:.0f} |"
+        )
     lines += ["", "| training scheme | images/s | vs baseline | set-up s |", "| --- | --- | --- | --- |"]
     for row in report["training"]:
-        lines.append(f"| {row['scheme']} | {row['images_per_s']:.0f} | {row['ratio_to_baseline']:.2f} | {row['setup_s']:.1f} |")
+        lines.append(
+            f"| {row['scheme']} | {row['images_per_s']:.0f} | {row['ratio_to_baseline']:.2f} | {row['setup_s']:.1f} |"
+        )
     cold = report["cold_start"]
     first = f"{cold['first_result_s']:.1f} s" if cold["first_result_s"] is not None else "n/a (no chromium)"
     ready = f"{cold['server_ready_s']:.1f} s" if cold["server_ready_s"] is not None else "n/a"
-    lines += ["", f"Peak resident memory (both models + one photo): {report['peak_memory_mb']:.0f} MB",
-              f"App cold start: server ready {ready}, first Analyze result {first}"]
+    lines += [
+        "",
+        f"Peak resident memory (both models + one photo): {report['peak_memory_mb']:.0f} MB",
+        f"App cold start: server ready {ready}, first Analyze result {first}",
+    ]
     return "\n".join(lines)

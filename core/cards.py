@@ -10,34 +10,66 @@ import torch
 
 from core.data import load_dataset
 from core.evaluation import evaluate_model
+from core.preprocess import DEFAULT_PREPROCESSING
 from core.registry import find_model, load_model, save_model
+from core.training import hardware_description
 
 
 def card_from_run(run_dir: Path, command: str | None = None) -> dict[str, Any]:
-    """A model card (without metrics) from a run folder's config.json and summary.json."""
+    """A model card (without metrics) from a run folder's config.json, metrics.jsonl and summary.json.
+
+    A run registered before its last epoch says so: `epochs_completed` < `training.epochs`.
+    """
     config = json.loads((run_dir / "config.json").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    summary = (
+        json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    )
+    metrics_file = run_dir / "metrics.jsonl"
+    history = (
+        [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
+    )
+    best = max(history, key=lambda row: row["val_accuracy"]) if history else {}
     card: dict[str, Any] = {
         "architecture": config["architecture"],
         "arch_args": config.get("arch_args", {}),
-        "preprocessing": summary.get("preprocessing", {"input_size": config.get("input_size", 48)}),
+        "preprocessing": {**DEFAULT_PREPROCESSING, "input_size": config.get("input_size", 48)},
         "scheme": config["scheme"],
         "training": {
             key: config.get(key)
             for key in (
-                "data", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-                "label_smoothing", "class_weights", "augment", "ema_decay", "seed", "input_size",
+                "data",
+                "epochs",
+                "batch_size",
+                "optimizer",
+                "lr",
+                "weight_decay",
+                "schedule",
+                "label_smoothing",
+                "class_weights",
+                "augment",
+                "ema_decay",
+                "seed",
+                "input_size",
             )
         },
-        "train_seconds": summary.get("train_seconds"),
-        "hardware": summary.get("hardware"),
-        "best_epoch": (summary.get("best") or {}).get("epoch"),
+        "epochs_completed": len(history),
+        "train_seconds": round(sum(row["seconds"] for row in history), 1),
+        "hardware": summary.get("hardware") or hardware_description(),
+        "best_epoch": best.get("epoch"),
+        "history": history,
         "command": command,
     }
     if config["scheme"] == "masked":
         card["masking"] = {
             key: config.get(key)
-            for key in ("mask_mode", "mask_probability", "clusters", "cluster_scope", "attention_model", "cam_method")
+            for key in (
+                "mask_mode",
+                "mask_probability",
+                "clusters",
+                "cluster_scope",
+                "attention_model",
+                "cam_method",
+            )
         }
     return card
 
@@ -52,7 +84,9 @@ def register_run(run_dir: Path, name: str, directory: Path | None = None, comman
     return path
 
 
-def evaluate_and_record(model_name: str, data: str, split: str | None = "val", occlusion: bool = True) -> dict[str, Any]:
+def evaluate_and_record(
+    model_name: str, data: str, split: str | None = "val", occlusion: bool = True
+) -> dict[str, Any]:
     """Evaluate a registered model on a dataset and store the result in its card under `evaluations`."""
     model = load_model(model_name)
     faces = load_dataset(data, split)

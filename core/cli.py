@@ -19,12 +19,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", required=True, help="run folder; an existing checkpoint there is resumed")
     add_train_options(train)
     train.add_argument("--save-as", default=None, help="register the best weights under this name")
-    train.add_argument("--models-dir", default=None, help="where --save-as writes (default: $FER_STUDIO_HOME/models)")
+    train.add_argument(
+        "--models-dir", default=None, help="where --save-as writes (default: $FER_STUDIO_HOME/models)"
+    )
 
     predict = commands.add_parser("predict", help="find faces in photos and predict their emotions")
     predict.add_argument("paths", nargs="+", help="images or folders of images")
-    predict.add_argument("--models", nargs="+", default=None, help="registered model names (default: baseline masked)")
-    predict.add_argument("--json", action="store_true", help="print JSON with boxes and per-class probabilities")
+    predict.add_argument(
+        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
+    )
+    predict.add_argument(
+        "--json", action="store_true", help="print JSON with boxes and per-class probabilities"
+    )
     predict.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
     predict.add_argument("--min-face-size", type=int, default=20)
     predict.add_argument("--threshold", type=float, default=0.9, help="face detector score threshold")
@@ -34,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="registered model name")
     evaluate.add_argument("--data", required=True, help="FER2013 folder/CSV or a folder root/emotion/*")
     evaluate.add_argument("--split", default=None, help="train/val/test for FER2013 data")
-    evaluate.add_argument("--detect-faces", action="store_true", help="run face detection on full photos first")
+    evaluate.add_argument(
+        "--detect-faces", action="store_true", help="run face detection on full photos first"
+    )
     evaluate.add_argument("--no-occlusion", action="store_true", help="skip the occlusion test")
     evaluate.add_argument("--record", action="store_true", help="store the result in the model card")
     evaluate.add_argument("--json", action="store_true")
@@ -96,7 +104,12 @@ def run_train(args: argparse.Namespace) -> int:
     if args.save_as:
         from core.cards import register_run
 
-        path = register_run(Path(args.run_dir), args.save_as, Path(args.models_dir) if args.models_dir else None, command=" ".join(["python -m core", *sys.argv[1:]]))
+        path = register_run(
+            Path(args.run_dir),
+            args.save_as,
+            Path(args.models_dir) if args.models_dir else None,
+            command=" ".join(["python -m core", *sys.argv[1:]]),
+        )
         print(f"registered {args.save_as}: {path}")
     return 0
 
@@ -193,7 +206,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 0
     low, high = result["accuracy_95ci"]
     print(f"{args.model} on {args.data} ({result['count']} faces)")
-    print(f"accuracy {result['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f})  macro-F1 {result['macro_f1']:.4f}")
+    print(
+        f"accuracy {result['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f})  macro-F1 {result['macro_f1']:.4f}"
+    )
     print(f"{'class':10s} {'precision':>9s} {'recall':>7s} {'f1':>6s} {'support':>8s}")
     for name in EMOTIONS:
         row = result["per_class"][name]
@@ -207,8 +222,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_clusters(args: argparse.Namespace) -> int:
     from core.faces import FaceDetector, largest_face_crop
     from core.images import decode_image, to_gray_array
+    from core.regions import region_strip
     from core.registry import load_model
-    from core.visuals import cluster_figure
 
     image = decode_image(args.image)
     if image.size == (48, 48):
@@ -218,7 +233,7 @@ def run_clusters(args: argparse.Namespace) -> int:
         if crop is None:
             raise ValueError(f"{args.image}: no face found")
     model = load_model(args.model)
-    picture = cluster_figure(model, crop, args.clusters, args.lam, args.alpha)
+    picture = region_strip(crop, model, args.clusters, args.lam, args.alpha)
     out = Path(args.out) if args.out else Path(args.image).with_name(Path(args.image).stem + "-clusters.png")
     picture.save(out)
     print(f"wrote {out}")
@@ -228,7 +243,9 @@ def run_clusters(args: argparse.Namespace) -> int:
 def run_register(args: argparse.Namespace) -> int:
     from core.cards import register_run
 
-    path = register_run(Path(args.run_dir), args.name, Path(args.models_dir) if args.models_dir else None, args.command)
+    path = register_run(
+        Path(args.run_dir), args.name, Path(args.models_dir) if args.models_dir else None, args.command
+    )
     print(f"registered {args.name}: {path}")
     return 0
 
@@ -255,7 +272,9 @@ def run_models(args: argparse.Namespace) -> int:
     for card in cards:
         accuracy = next(iter(card.get("evaluations", {}).values()), {}).get("accuracy")
         shown = f"{accuracy:.4f}" if accuracy is not None else "not evaluated"
-        print(f"{card['name']:20s} {card['architecture']:10s} {card.get('scheme', '?'):9s} val accuracy {shown}  {card['path']}")
+        print(
+            f"{card['name']:20s} {card['architecture']:10s} {card.get('scheme', '?'):9s} val accuracy {shown}  {card['path']}"
+        )
     return 0
 
 

@@ -44,9 +44,7 @@ class FaceDataset:
         return {name: int(c) for name, c in zip(EMOTIONS, counts, strict=True)}
 
     def subset(self, indices: np.ndarray) -> FaceDataset:
-        return FaceDataset(
-            self.images[indices], self.labels[indices], [self.sources[i] for i in indices]
-        )
+        return FaceDataset(self.images[indices], self.labels[indices], [self.sources[i] for i in indices])
 
 
 def cache_dir() -> Path:
@@ -78,9 +76,7 @@ def load_dataset(
     elif split is not None and not _has_class_folders(path):
         raise DatasetError(f"{path}: no '{split}' folder")
     kind = "detect" if face_cropper else "folder"
-    return _cached(
-        path, None, kind, lambda: load_labelled_folder(path, face_cropper), use_cache
-    )
+    return _cached(path, None, kind, lambda: load_labelled_folder(path, face_cropper), use_cache)
 
 
 def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
@@ -111,9 +107,7 @@ def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
             except ValueError:
                 raise DatasetError(f"{where}: pixels are not all integers") from None
             if pixels.size != CROP_SIZE * CROP_SIZE:
-                raise DatasetError(
-                    f"{where}: {pixels.size} pixel values, expected {CROP_SIZE * CROP_SIZE}"
-                )
+                raise DatasetError(f"{where}: {pixels.size} pixel values, expected {CROP_SIZE * CROP_SIZE}")
             if pixels.min() < 0 or pixels.max() > 255:
                 raise DatasetError(f"{where}: pixel values outside 0..255")
             images.append(pixels.astype(np.uint8).reshape(CROP_SIZE, CROP_SIZE))
@@ -138,9 +132,7 @@ def load_labelled_folder(
             label = label_index(class_dir.name)
         except ValueError as err:
             raise DatasetError(f"{class_dir}: {err}") from None
-        files = sorted(
-            f for f in class_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-        )
+        files = sorted(f for f in class_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DatasetError(f"{class_dir}: empty class folder (no images)")
         for file in files:
@@ -213,8 +205,6 @@ def _cached(
     dataset = load()
     file.parent.mkdir(parents=True, exist_ok=True)
     temporary = file.with_suffix(".tmp.npz")
-    np.savez(
-        temporary, images=dataset.images, labels=dataset.labels, sources=np.array(dataset.sources)
-    )
+    np.savez(temporary, images=dataset.images, labels=dataset.labels, sources=np.array(dataset.sources))
     os.replace(temporary, file)
     return dataset

@@ -71,8 +71,12 @@ class FaceDetector:
     def detect(self, image: Image.Image) -> list[Face]:
         """Every face above the score threshold, largest first, at most max_faces."""
         scale = min(1.0, self.max_side / max(image.size))
-        small = image if scale == 1.0 else image.resize(
-            (max(round(image.width * scale), 1), max(round(image.height * scale), 1)), Image.BILINEAR
+        small = (
+            image
+            if scale == 1.0
+            else image.resize(
+                (max(round(image.width * scale), 1), max(round(image.height * scale), 1)), Image.BILINEAR
+            )
         )
         if min(small.size) < 12:
             return []

@@ -66,7 +66,9 @@ class Analysis:
                         name: {
                             "emotion": result.top(name)[0],
                             "confidence": round(result.top(name)[1], 4),
-                            "probabilities": {e: round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)},
+                            "probabilities": {
+                                e: round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)
+                            },
                         }
                         for name, probs in result.probabilities.items()
                     },
@@ -79,12 +81,22 @@ class Analysis:
         """One row per face and model: box, top emotion, confidence and every class probability."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS])
+        writer.writerow(
+            ["image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS]
+        )
         for number, result in enumerate(self.faces, start=1):
             for name, probs in result.probabilities.items():
                 emotion, confidence = result.top(name)
                 writer.writerow(
-                    [source, number, *(round(v) for v in result.face.box), name, emotion, f"{confidence:.4f}", *(f"{p:.4f}" for p in probs)]
+                    [
+                        source,
+                        number,
+                        *(round(v) for v in result.face.box),
+                        name,
+                        emotion,
+                        f"{confidence:.4f}",
+                        *(f"{p:.4f}" for p in probs),
+                    ]
                 )
         return buffer.getvalue()
 
@@ -122,7 +134,11 @@ def analyze(
     heatmaps: dict[str, np.ndarray] = {}
     if cam_method and faces:
         for model in models:
-            classes = [cam_class] * len(faces) if cam_class is not None else probabilities[model.name].argmax(axis=1)
+            classes = (
+                [cam_class] * len(faces)
+                if cam_class is not None
+                else probabilities[model.name].argmax(axis=1)
+            )
             heatmaps[model.name] = attention_maps(model, crops, classes, method=cam_method)
     timings["saliency"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started

@@ -18,12 +18,16 @@ def predict_proba(model: LoadedModel, crops: np.ndarray, flip_tta: bool = False)
     if len(crops) == 0:
         return np.zeros((0, 7), dtype=np.float32)
     inputs = to_tensor(crops, model.preprocessing)
-    probabilities = torch.softmax(model.module(inputs), dim=1)
-    if flip_tta:
-        probabilities = (probabilities + torch.softmax(model.module(inputs.flip(-1)), dim=1)) / 2
+    # The lock keeps a forward pass out of a Grad-CAM that another thread has hooked into this model.
+    with model.lock:
+        probabilities = torch.softmax(model.module(inputs), dim=1)
+        if flip_tta:
+            probabilities = (probabilities + torch.softmax(model.module(inputs.flip(-1)), dim=1)) / 2
     return probabilities.numpy()
 
 
-def predict_many(models: list[LoadedModel], crops: np.ndarray, flip_tta: bool = False) -> dict[str, np.ndarray]:
+def predict_many(
+    models: list[LoadedModel], crops: np.ndarray, flip_tta: bool = False
+) -> dict[str, np.ndarray]:
     """{model name: probabilities (N, 7)} for every model on the same crops."""
     return {model.name: predict_proba(model, crops, flip_tta) for model in models}

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,12 @@ def model_dirs() -> list[Path]:
 
 @dataclass
 class LoadedModel:
-    """A classifier in eval mode with its card; `lock` serialises hook-based work (Grad-CAM)."""
+    """A classifier in eval mode with its card; `lock` keeps forward passes out of a running Grad-CAM."""
 
     name: str
     module: nn.Module
     card: dict[str, Any]
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    lock: AbstractContextManager[Any] = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def preprocessing(self) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def save_model(
         "classes": list(EMOTIONS),
         "preprocessing": dict(DEFAULT_PREPROCESSING),
         "arch_args": {},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **card,
         "name": name,
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -66,19 +65,24 @@ def overlay_on_crop(crop: np.ndarray, heatmap: np.ndarray, weight: float = 0.5) 
     return show_cam_on_image(rgb, heatmap, use_rgb=True, image_weight=1 - weight)
 
 
-def overlay_on_photo(photo: Image.Image, faces: list[Face], heatmaps: list[np.ndarray], weight: float = 0.5) -> Image.Image:
+def overlay_on_photo(
+    photo: Image.Image, faces: list[Face], heatmaps: list[np.ndarray], weight: float = 0.5
+) -> Image.Image:
     """The photo with each face's heatmap blended into its crop box."""
     result = np.asarray(photo.convert("RGB")).astype(np.float32) / 255.0
     height, width = result.shape[:2]
     for face, heatmap in zip(faces, heatmaps, strict=True):
         left, top, right, bottom = face.crop_box()
         side = right - left
-        resized = np.asarray(Image.fromarray((heatmap * 255).astype(np.uint8)).resize((side, side), Image.BILINEAR)) / 255.0
+        resized = (
+            np.asarray(Image.fromarray((heatmap * 255).astype(np.uint8)).resize((side, side), Image.BILINEAR))
+            / 255.0
+        )
         x1, y1, x2, y2 = max(left, 0), max(top, 0), min(right, width), min(bottom, height)
         if x1 >= x2 or y1 >= y2:
             continue
         region = resized[y1 - top : y2 - top, x1 - left : x2 - left]
-        result[y1:y2, x1:x2] = show_cam_on_image(result[y1:y2, x1:x2], region, use_rgb=True, image_weight=1 - weight) / 255.0
+        result[y1:y2, x1:x2] = (
+            show_cam_on_image(result[y1:y2, x1:x2], region, use_rgb=True, image_weight=1 - weight) / 255.0
+        )
     return Image.fromarray((result * 255).round().astype(np.uint8))
-
-

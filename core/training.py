@@ -181,8 +181,8 @@ def train(
     _write_json(run_dir / "config.json", asdict(config))
 
     train_faces = train_data if train_data is not None else load_dataset(config.data, config.train_split)
-    val_faces = val_data if val_data is not None else load_dataset(
-        config.val_data or config.data, config.val_split
+    val_faces = (
+        val_data if val_data is not None else load_dataset(config.val_data or config.data, config.val_split)
     )
     if config.limit:
         order = np.random.default_rng(config.seed).permutation(len(train_faces))[: config.limit]
@@ -201,7 +201,13 @@ def train(
         config.mask_probability,
     )
     generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size, generator=generator)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=len(dataset) > config.batch_size,
+        generator=generator,
+    )
 
     weights = _class_weights(train_faces) if config.class_weights else None
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
@@ -318,9 +324,7 @@ def _cluster_maps(config: TrainConfig, faces: FaceDataset, run_dir: Path) -> np.
     if config.cluster_scope == "dataset":
         maps = cluster_attention(dataset_attention(attention), config.clusters, seed=config.seed)
     else:
-        maps = np.stack(
-            [cluster_attention(a, config.clusters, seed=config.seed) for a in attention]
-        )
+        maps = np.stack([cluster_attention(a, config.clusters, seed=config.seed) for a in attention])
     np.savez_compressed(cache, maps=maps.astype(np.uint8))
     return maps.astype(np.uint8)
 

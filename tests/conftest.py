@@ -68,7 +68,9 @@ def synthetic_faces(count_per_class: int, seed: int = 0, size: int = 48) -> tupl
     return np.stack(images), np.array(labels, dtype=np.int64)
 
 
-def write_fer_folders(root: Path, count_per_class: int = 6, splits: tuple[str, ...] = ("train", "val")) -> Path:
+def write_fer_folders(
+    root: Path, count_per_class: int = 6, splits: tuple[str, ...] = ("train", "val")
+) -> Path:
     """A FER2013-style tree root/split/emotion/*.png of generated faces."""
     for number, split in enumerate(splits):
         images, labels = synthetic_faces(count_per_class, seed=number)

@@ -22,8 +22,17 @@ def test_report_formats_every_section() -> None:
     stages = ("decode", "detect", "crop", "classify", "saliency", "total")
     report = {
         "machine": "test",
-        "pipeline": [{"photo": "p", "faces": 1, **{f"{s}_median_ms": 1.0 for s in stages}, **{f"{s}_p95_ms": 2.0 for s in stages}}],
-        "classifiers": [{"architecture": "vgg", "parameters": 10, "batch1_faces_per_s": 5.0, "batch64_faces_per_s": 50.0}],
+        "pipeline": [
+            {
+                "photo": "p",
+                "faces": 1,
+                **{f"{s}_median_ms": 1.0 for s in stages},
+                **{f"{s}_p95_ms": 2.0 for s in stages},
+            }
+        ],
+        "classifiers": [
+            {"architecture": "vgg", "parameters": 10, "batch1_faces_per_s": 5.0, "batch64_faces_per_s": 50.0}
+        ],
         "training": [{"scheme": "baseline", "images_per_s": 100.0, "ratio_to_baseline": 1.0, "setup_s": 0.1}],
         "peak_memory_mb": 900.0,
         "cold_start": {"server_ready_s": 3.0, "first_result_s": None},

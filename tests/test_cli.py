@@ -38,14 +38,22 @@ def test_user_mistakes_exit_nonzero_with_one_line(tiny_registry, tmp_path: Path,
     assert main(["predict", str(tmp_path), "--models", "tiny_a"]) == 2  # empty folder
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
-    assert "no such file" in errors[0] and "no model named 'nope'" in errors[1] and "no images found" in errors[2]
+    assert (
+        "no such file" in errors[0]
+        and "no model named 'nope'" in errors[1]
+        and "no images found" in errors[2]
+    )
 
 
 def test_evaluate_and_record_on_generated_folder(tiny_registry, fer_folders: Path, capsys) -> None:
-    assert main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--json"]) == 0
+    assert (
+        main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--json"]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["count"] == 42 and "occlusion" in report
-    assert main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--record"]) == 0
+    assert (
+        main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--record"]) == 0
+    )
     assert "accuracy" in capsys.readouterr().out
     assert main(["models"]) == 0
     assert "tiny_a" in capsys.readouterr().out
@@ -60,9 +68,27 @@ def test_clusters_writes_a_picture(tiny_registry, astronaut: Image.Image, tmp_pa
 
 
 def test_train_command_smoke(fer_folders: Path, tmp_path: Path, isolated_home: Path, capsys) -> None:
-    args = ["train", "--data", str(fer_folders), "--run-dir", str(tmp_path / "run"), "--arch", "vgg",
-            "--arch-args", '{"widths": [8, 16]}', "--epochs", "1", "--batch-size", "16", "--ema-decay", "0",
-            "--input-size", "48", "--save-as", "smoke"]
+    args = [
+        "train",
+        "--data",
+        str(fer_folders),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--arch",
+        "vgg",
+        "--arch-args",
+        '{"widths": [8, 16]}',
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--ema-decay",
+        "0",
+        "--input-size",
+        "48",
+        "--save-as",
+        "smoke",
+    ]
     assert main(args) == 0
     assert (isolated_home / "models" / "smoke.pt").exists()
     card = json.loads((isolated_home / "models" / "smoke.json").read_text())
@@ -72,9 +98,14 @@ def test_train_command_smoke(fer_folders: Path, tmp_path: Path, isolated_home: P
 def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "core", "predict", str(tmp_path / "nothing.png")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr
-    bad = subprocess.run([sys.executable, "-m", "core", "train"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "core", "train"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and "--run-dir" in bad.stderr

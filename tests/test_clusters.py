@@ -10,7 +10,9 @@ from core.clusters import cluster_attention, cluster_masks, dataset_attention, p
 
 def blob_attention(size: int = 48) -> np.ndarray:
     ys, xs = np.mgrid[0:size, 0:size]
-    return np.exp(-((xs - 34) ** 2 + (ys - 14) ** 2) / 40.0) + 0.5 * np.exp(-((xs - 12) ** 2 + (ys - 36) ** 2) / 60.0)
+    return np.exp(-((xs - 34) ** 2 + (ys - 14) ** 2) / 40.0) + 0.5 * np.exp(
+        -((xs - 12) ** 2 + (ys - 36) ** 2) / 60.0
+    )
 
 
 def test_features_are_scaled_as_the_paper_says() -> None:

@@ -24,13 +24,20 @@ def test_metrics_match_hand_computation() -> None:
     metrics = classification_metrics(labels, one_hot(predictions))
     assert metrics["accuracy"] == pytest.approx(4 / 6)
     # angry: P=1/1 R=1/2 F1=2/3; happy: P=2/3 R=2/3 F1=2/3; neutral: P=1/2 R=1 F1=2/3; 4 absent classes F1=0
-    assert metrics["per_class"]["angry"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert metrics["per_class"]["angry"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
     assert metrics["per_class"]["happy"]["precision"] == pytest.approx(2 / 3)
     assert metrics["per_class"]["neutral"]["recall"] == 1.0
     assert metrics["macro_f1"] == pytest.approx(3 * (2 / 3) / 7)
     assert metrics["confusion"][3] == [0, 0, 0, 2, 0, 0, 1]
     assert metrics["confusion"][0][3] == 1
-    assert metrics["loss"] == pytest.approx(-np.mean(np.log([0.94, 0.01, 0.94, 0.94, 0.01, 0.94]) - np.log(1.0 / 1.0)), rel=1e-3)
+    assert metrics["loss"] == pytest.approx(
+        -np.mean(np.log([0.94, 0.01, 0.94, 0.94, 0.01, 0.94]) - np.log(1.0 / 1.0)), rel=1e-3
+    )
 
 
 def test_interval_is_about_one_and_a_half_points_on_fer_val() -> None:
@@ -56,5 +63,7 @@ def test_evaluate_model_report_shape() -> None:
     assert report["count"] == 28 and 0 <= report["accuracy"] <= 1
     assert set(report["occlusion"]) == {"clean", "eyes", "lower_face"}
     drop = report["occlusion"]["eyes"]["drop"]["all"]
-    assert drop == pytest.approx(report["occlusion"]["clean"]["all"] - report["occlusion"]["eyes"]["accuracy"]["all"])
+    assert drop == pytest.approx(
+        report["occlusion"]["clean"]["all"] - report["occlusion"]["eyes"]["accuracy"]["all"]
+    )
     assert report["occlusion"]["clean"]["all"] == pytest.approx(report["accuracy"])

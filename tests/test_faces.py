@@ -61,7 +61,9 @@ def test_crop_is_48x48_grayscale_and_square_box(detector: FaceDetector, astronau
     assert crop.std() > 10  # a face, not a flat patch
 
 
-def test_crop_near_the_border_repeats_edges_instead_of_black(detector: FaceDetector, astronaut: Image.Image) -> None:
+def test_crop_near_the_border_repeats_edges_instead_of_black(
+    detector: FaceDetector, astronaut: Image.Image
+) -> None:
     shifted = astronaut.crop((170, 70, 512, 512))  # face touches the top-left corner
     faces = detector.detect(shifted)
     assert faces

@@ -29,7 +29,13 @@ def test_astronaut_end_to_end(tiny_registry: list[str], detector, astronaut: Ima
     result = json.loads(json.dumps(analysis.to_dict()))
     assert result["models"] == tiny_registry and len(result["faces"]) == 1
     assert set(result["faces"][0]["predictions"]["tiny_a"]["probabilities"]) == {
-        "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
+        "angry",
+        "disgust",
+        "fear",
+        "happy",
+        "sad",
+        "surprise",
+        "neutral",
     }
     rows = list(csv.DictReader(io.StringIO(analysis.to_csv("astronaut.jpg"))))
     assert [r["model"] for r in rows] == tiny_registry and rows[0]["image"] == "astronaut.jpg"

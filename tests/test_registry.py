@@ -18,13 +18,17 @@ from core.registry import ModelNotFound, list_models, load_model, save_model
 def test_round_trip_gives_identical_predictions(isolated_home: Path) -> None:
     torch.manual_seed(1)
     model = create_model("vgg", widths=[8, 16]).eval()
-    path = save_model(model, {"architecture": "vgg", "arch_args": {"widths": [8, 16]}, "scheme": "baseline"}, "roundtrip")
+    path = save_model(
+        model, {"architecture": "vgg", "arch_args": {"widths": [8, 16]}, "scheme": "baseline"}, "roundtrip"
+    )
     assert path.parent == isolated_home / "models"
     torch.load(path, weights_only=True)  # tensors only
     loaded = load_model("roundtrip")
     crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48)).astype(np.uint8)
     with torch.inference_mode():
-        expected = torch.softmax(model(torch.tensor(crops[:, None] / 255.0 - 0.5, dtype=torch.float32) / 0.5), 1)
+        expected = torch.softmax(
+            model(torch.tensor(crops[:, None] / 255.0 - 0.5, dtype=torch.float32) / 0.5), 1
+        )
     assert np.allclose(predict_proba(loaded, crops), expected.numpy(), atol=1e-5)
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["classes"] == list(EMOTIONS) and card["preprocessing"]["input_size"] == 48

@@ -31,7 +31,7 @@ def loaded(arch: str, input_size: int = 48) -> LoadedModel:
 def test_heatmap_has_crop_size_and_varies(method: str, arch: str, face_crop: np.ndarray) -> None:
     heat = attention_maps(loaded(arch), face_crop[None], [3], method=method)
     assert heat.shape == (1, 48, 48)
-    assert 0.0 <= heat.min() and heat.max() <= 1.0 + 1e-6
+    assert heat.min() >= 0.0 and heat.max() <= 1.0 + 1e-6
     assert heat.std() > 0.01
 
 
@@ -81,6 +81,28 @@ def test_two_threads_at_once_get_the_same_maps(face_crop: np.ndarray) -> None:
         thread.join()
     assert not errors
     assert len(results) == 6 and all(np.allclose(r, expected, atol=1e-5) for r in results)
+
+
+def test_predictions_during_a_cam_do_not_corrupt_it(face_crop: np.ndarray) -> None:
+    from core.predict import predict_proba
+
+    model = loaded("seed_cnn")
+    expected = attention_maps(model, face_crop[None], [4])
+    noise = np.random.default_rng(0).integers(0, 255, (8, 48, 48)).astype(np.uint8)
+    stop = threading.Event()
+
+    def predict_forever() -> None:
+        while not stop.is_set():
+            predict_proba(model, noise)
+
+    thread = threading.Thread(target=predict_forever)
+    thread.start()
+    try:
+        maps = [attention_maps(model, face_crop[None], [4]) for _ in range(5)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(m.shape == (1, 48, 48) and np.allclose(m, expected, atol=1e-5) for m in maps)
 
 
 def test_overlays(face_crop: np.ndarray, astronaut: Image.Image, detector) -> None:

@@ -15,8 +15,14 @@ from core.training import StopRequested, TrainConfig, train
 from tests.conftest import synthetic_faces
 
 TINY = {
-    "architecture": "vgg", "arch_args": {"widths": [8, 16]}, "batch_size": 10, "lr": 0.05,
-    "ema_decay": 0.0, "augment": False, "input_size": 48, "warmup_epochs": 0.2,
+    "architecture": "vgg",
+    "arch_args": {"widths": [8, 16]},
+    "batch_size": 10,
+    "lr": 0.05,
+    "ema_decay": 0.0,
+    "augment": False,
+    "input_size": 48,
+    "warmup_epochs": 0.2,
 }
 
 
@@ -63,7 +69,13 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_data) -> None
 
     config = TrainConfig(data="generated", epochs=2, **{**TINY, "augment": True})
     with pytest.raises(StopRequested):
-        train(config, tmp_path / "split", should_stop=crash_in_second_epoch, train_data=tiny_data[0], val_data=tiny_data[1])
+        train(
+            config,
+            tmp_path / "split",
+            should_stop=crash_in_second_epoch,
+            train_data=tiny_data[0],
+            val_data=tiny_data[1],
+        )
     resumed = run(tmp_path / "split", tiny_data, epochs=2, augment=True)
     assert resumed["history"][-1]["train_loss"] == pytest.approx(whole["history"][-1]["train_loss"], rel=1e-4)
 
@@ -77,8 +89,13 @@ def test_stop_request_keeps_last_checkpoint(tmp_path: Path, tiny_data) -> None:
         return calls["n"] >= 2
 
     with pytest.raises(StopRequested):
-        train(TrainConfig(data="generated", epochs=3, **TINY), tmp_path, should_stop=stop,
-              train_data=tiny_data[0], val_data=tiny_data[1])
+        train(
+            TrainConfig(data="generated", epochs=3, **TINY),
+            tmp_path,
+            should_stop=stop,
+            train_data=tiny_data[0],
+            val_data=tiny_data[1],
+        )
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
 
 
@@ -95,10 +112,18 @@ def trained_baseline(tmp_path_factory, tiny_data) -> str:
 
 
 @pytest.mark.parametrize(("mode", "scope"), [("random", "image"), ("expand", "image"), ("random", "dataset")])
-def test_masked_scheme_trains_and_lowers_loss(tmp_path: Path, tiny_data, trained_baseline: str, mode: str, scope: str) -> None:
+def test_masked_scheme_trains_and_lowers_loss(
+    tmp_path: Path, tiny_data, trained_baseline: str, mode: str, scope: str
+) -> None:
     summary = run(
-        tmp_path, tiny_data, epochs=3, scheme="masked", mask_mode=mode, cluster_scope=scope,
-        attention_model=trained_baseline, mask_probability=0.7,
+        tmp_path,
+        tiny_data,
+        epochs=3,
+        scheme="masked",
+        mask_mode=mode,
+        cluster_scope=scope,
+        attention_model=trained_baseline,
+        mask_probability=0.7,
     )
     losses = [r["train_loss"] for r in summary["history"]]
     assert losses[-1] < losses[0]
@@ -145,3 +170,25 @@ def test_weight_average_tracks_training_from_the_first_epochs(tmp_path: Path, ti
     # A plain 0.999 average would still be mostly the random start after 28 steps.
     assert averaged["best"]["val_accuracy"] >= raw["best"]["val_accuracy"] - 0.1
     assert averaged["best"]["val_accuracy"] > 0.2  # chance is 1/7
+
+
+def test_card_of_an_unfinished_run_says_how_far_it_got(tmp_path: Path, tiny_data) -> None:
+    from core.cards import card_from_run
+
+    batches = {"n": 0}
+
+    def stop_in_second_epoch() -> bool:
+        batches["n"] += 1
+        return batches["n"] > 8
+
+    with pytest.raises(StopRequested):
+        train(
+            TrainConfig(data="generated", epochs=3, **TINY),
+            tmp_path,
+            should_stop=stop_in_second_epoch,
+            train_data=tiny_data[0],
+            val_data=tiny_data[1],
+        )
+    card = card_from_run(tmp_path, command="python -m core train ...")
+    assert card["training"]["epochs"] == 3 and card["epochs_completed"] == 1
+    assert card["best_epoch"] == 1 and len(card["history"]) == 1 and card["train_seconds"] > 0

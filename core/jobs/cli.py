@@ -11,6 +11,7 @@ from typing import Any
 from core.jobs.store import Job
 from core.train_options import add_train_options, config_from_args
 
+
 def add_jobs_parser(commands: argparse._SubParsersAction) -> None:
     """Add the `jobs` command group to the main parser's sub-commands."""
     jobs = commands.add_parser("jobs", help="background training jobs (the app's Train page)")

@@ -20,6 +20,7 @@ from core.jobs.settings import check_data_path
 from core.jobs.store import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, Job, JobStore
 from core.train_options import FLAG_FOR_FIELD as TRAIN_FLAGS
 
+
 class StopCheck:
     """should_stop for the trainer: the worker is stopping, or the user cancelled (read twice a second)."""
 
