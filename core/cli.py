@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print JSON with boxes and per-class probabilities"
     )
     predict.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
-    predict.add_argument("--min-face-size", type=int, default=20)
+    predict.add_argument("--min-face-size", type=int, default=40, help="smallest face in pixels")
     predict.add_argument("--threshold", type=float, default=0.9, help="face detector score threshold")
     predict.add_argument("--max-faces", type=int, default=20)
 

@@ -74,3 +74,9 @@ def test_crop_near_the_border_repeats_edges_instead_of_black(
 
 def test_largest_face_crop_is_none_without_faces(detector: FaceDetector) -> None:
     assert largest_face_crop(detector, Image.new("RGB", (100, 100), "black")) is None
+
+
+def test_min_face_size_is_in_photo_pixels(astronaut: Image.Image) -> None:
+    small = astronaut.resize((130, 130))  # the face is about 22 px wide
+    assert len(FaceDetector(min_face_size=20).detect(small)) == 1
+    assert FaceDetector(min_face_size=60).detect(small) == []
