@@ -18,11 +18,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.browser import (
+from core.browser import (
     REPO,
     body_text,
     chromium,
-    demo_registry,
     missing_browser,
     open_page,
     running_app,
@@ -34,6 +33,24 @@ from tests.browser import (
 
 PAGES = {"analyze": "", "clusters": "clusters", "models": "models", "train": "train"}
 FER2013 = REPO.parent / "shared" / "datasets" / "fer2013"
+
+
+def demo_registry(home: Path) -> list[str]:
+    """Register two small randomly initialised models in `home` (predictions are meaningless)."""
+    import torch
+
+    from core.architectures import create_model
+    from core.registry import save_model
+
+    names = []
+    for seed, (name, architecture, args, scheme) in enumerate(
+        [("demo_baseline", "seed_cnn", {}, "baseline"), ("demo_masked", "vgg", {"widths": [8, 16]}, "masked")]
+    ):
+        torch.manual_seed(seed)
+        card = {"architecture": architecture, "arch_args": args, "scheme": scheme}
+        save_model(create_model(architecture, **args), card, name, home / "models")
+        names.append(name)
+    return names
 
 
 def prepare_demo(home: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.browser import (
+from core.browser import (
     body_text,
     chromium,
     missing_browser,

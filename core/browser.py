@@ -1,7 +1,7 @@
 """Drive the real app in headless Chromium: start `streamlit run app.py`, open pages, upload, screenshot.
 
 Uses Debian's chromium and chromium-driver (/usr/bin); nothing here downloads a browser
-or a driver. Shared by the browser test and `python -m tests.screenshots`.
+or a driver. Shared by the browser test, `python -m tests.screenshots` and `make bench`.
 """
 
 from __future__ import annotations
@@ -186,21 +186,3 @@ def screenshot(driver: Any, path: Path, width: int = 1400, max_height: int = 600
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return path
-
-
-def demo_registry(home: Path) -> list[str]:
-    """Register two small randomly initialised models in `home` (predictions are meaningless)."""
-    import torch
-
-    from core.architectures import create_model
-    from core.registry import save_model
-
-    names = []
-    for seed, (name, architecture, args, scheme) in enumerate(
-        [("demo_baseline", "seed_cnn", {}, "baseline"), ("demo_masked", "vgg", {"widths": [8, 16]}, "masked")]
-    ):
-        torch.manual_seed(seed)
-        card = {"architecture": architecture, "arch_args": args, "scheme": scheme}
-        save_model(create_model(architecture, **args), card, name, home / "models")
-        names.append(name)
-    return names
