@@ -36,6 +36,17 @@ def tiny_data() -> tuple[FaceDataset, FaceDataset]:
     )
 
 
+def stop_after(batches: int):
+    """A should_stop that asks to stop once `batches` batches have run (7 batches make an epoch)."""
+    seen = {"n": 0}
+
+    def should_stop() -> bool:
+        seen["n"] += 1
+        return seen["n"] > batches
+
+    return should_stop
+
+
 def run(tmp: Path, data, epochs: int = 3, **overrides) -> dict:
     config = TrainConfig(data="generated", epochs=epochs, **{**TINY, **overrides})
     return train(config, tmp, train_data=data[0], val_data=data[1])
@@ -61,18 +72,12 @@ def test_baseline_loss_goes_down_and_run_resumes(tmp_path: Path, tiny_data) -> N
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_data) -> None:
     whole = run(tmp_path / "whole", tiny_data, epochs=2, augment=True)
-    batches = {"n": 0}
-
-    def crash_in_second_epoch() -> bool:
-        batches["n"] += 1
-        return batches["n"] > 8  # 7 batches an epoch: stop early in epoch 2
-
     config = TrainConfig(data="generated", epochs=2, **{**TINY, "augment": True})
     with pytest.raises(StopRequested):
         train(
             config,
             tmp_path / "split",
-            should_stop=crash_in_second_epoch,
+            should_stop=stop_after(8),
             train_data=tiny_data[0],
             val_data=tiny_data[1],
         )
@@ -82,17 +87,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_data) -> None
 
 def test_stop_request_keeps_last_checkpoint(tmp_path: Path, tiny_data) -> None:
     run(tmp_path, tiny_data, epochs=1)
-    calls = {"n": 0}
-
-    def stop() -> bool:
-        calls["n"] += 1
-        return calls["n"] >= 2
-
     with pytest.raises(StopRequested):
         train(
             TrainConfig(data="generated", epochs=3, **TINY),
             tmp_path,
-            should_stop=stop,
+            should_stop=stop_after(1),
             train_data=tiny_data[0],
             val_data=tiny_data[1],
         )
@@ -175,17 +174,11 @@ def test_weight_average_tracks_training_from_the_first_epochs(tmp_path: Path, ti
 def test_card_of_an_unfinished_run_says_how_far_it_got(tmp_path: Path, tiny_data) -> None:
     from core.cards import card_from_run
 
-    batches = {"n": 0}
-
-    def stop_in_second_epoch() -> bool:
-        batches["n"] += 1
-        return batches["n"] > 8
-
     with pytest.raises(StopRequested):
         train(
             TrainConfig(data="generated", epochs=3, **TINY),
             tmp_path,
-            should_stop=stop_in_second_epoch,
+            should_stop=stop_after(8),
             train_data=tiny_data[0],
             val_data=tiny_data[1],
         )
