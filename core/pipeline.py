@@ -19,7 +19,7 @@ from core.images import decode_image
 from core.labels import EMOTIONS
 from core.predict import predict_proba
 from core.registry import LoadedModel
-from core.saliency import attention_maps
+from core.saliency import attention_maps, explain
 
 
 @dataclass
@@ -126,21 +126,27 @@ def analyze(
     crops = np.stack([crop_face(image, face) for face in faces]) if faces else np.zeros((0, 48, 48), np.uint8)
     timings["crop"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    probabilities = {model.name: predict_proba(model, crops, flip_tta) for model in models}
-    timings["classify"] = time.perf_counter() - mark
-
-    mark = time.perf_counter()
+    probabilities: dict[str, np.ndarray] = {}
     heatmaps: dict[str, np.ndarray] = {}
-    if cam_method and faces:
-        for model in models:
+    timings["classify"] = timings["saliency"] = 0.0
+    for model in models:
+        mark = time.perf_counter()
+        if cam_method and faces and cam_class is None and not flip_tta:
+            # One forward and backward pass: the prediction and its Grad-CAM together.
+            heatmaps[model.name], probabilities[model.name] = explain(model, crops, None, cam_method)
+            timings["saliency"] += time.perf_counter() - mark
+            continue
+        probabilities[model.name] = predict_proba(model, crops, flip_tta)
+        timings["classify"] += time.perf_counter() - mark
+        if cam_method and faces:
+            mark = time.perf_counter()
             classes = (
                 [cam_class] * len(faces)
                 if cam_class is not None
                 else probabilities[model.name].argmax(axis=1)
             )
             heatmaps[model.name] = attention_maps(model, crops, classes, method=cam_method)
-    timings["saliency"] = time.perf_counter() - mark
+            timings["saliency"] += time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
 
     results = [

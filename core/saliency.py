@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -37,12 +38,27 @@ def attention_maps(
 
     Pixels of the crop the network does not see (outside its centre input) get 0.
     """
+    return explain(model, crops, classes, method, batch_size)[0]
+
+
+def explain(
+    model: LoadedModel,
+    crops: np.ndarray,
+    classes: np.ndarray | list[int] | None = None,
+    method: str = "gradcam",
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps (N, S, S) and the class probabilities (N, 7) of the same forward pass.
+
+    With classes None each face is explained for its predicted class, so one forward and
+    backward pass gives both the prediction and its explanation.
+    """
     if method not in CAM_METHODS:
         raise ValueError(f"unknown saliency method {method!r}; choose one of {', '.join(CAM_METHODS)}")
     crops = np.asarray(crops)
     if crops.ndim == 2:
         crops = crops[None]
-    maps = []
+    maps, probabilities = [], []
     with model.lock, CAM_METHODS[method](model=model.module, target_layers=[cam_layer(model.module)]) as cam:
         for start in range(0, len(crops), batch_size):
             inputs = to_tensor(crops[start : start + batch_size], model.preprocessing)
@@ -51,12 +67,13 @@ def attention_maps(
                 chosen = classes[start : start + batch_size]
                 targets = [ClassifierOutputTarget(int(c)) for c in chosen]
             maps.append(cam(input_tensor=inputs, targets=targets))
+            probabilities.append(torch.softmax(cam.outputs.detach(), dim=1).numpy())
     heat = np.concatenate(maps).astype(np.float32)
     offset = centre_offset(model.preprocessing)
     if offset:
         heat = np.pad(heat, ((0, 0), (offset, offset), (offset, offset)))
     size = int(spec(model.preprocessing)["crop_size"])
-    return heat[:, :size, :size]
+    return heat[:, :size, :size], np.concatenate(probabilities)
 
 
 def overlay_on_crop(crop: np.ndarray, heatmap: np.ndarray, weight: float = 0.5) -> np.ndarray:

@@ -19,7 +19,7 @@ def test_sample_photos_have_the_promised_sizes_and_faces(detector) -> None:
 
 
 def test_report_formats_every_section() -> None:
-    stages = ("decode", "detect", "crop", "classify", "saliency", "total")
+    stages = ("decode", "detect", "crop", "models", "total")
     report = {
         "machine": "test",
         "pipeline": [

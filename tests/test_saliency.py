@@ -105,6 +105,19 @@ def test_predictions_during_a_cam_do_not_corrupt_it(face_crop: np.ndarray) -> No
     assert all(m.shape == (1, 48, 48) and np.allclose(m, expected, atol=1e-5) for m in maps)
 
 
+def test_explain_gives_the_prediction_of_the_same_pass(face_crop: np.ndarray) -> None:
+    from core.predict import predict_proba
+    from core.saliency import explain
+
+    model = loaded("vgg", input_size=40)
+    crops = np.stack([face_crop, face_crop[:, ::-1]])
+    heat, probabilities = explain(model, crops, None, "gradcam++")
+    assert np.allclose(probabilities, predict_proba(model, crops), atol=1e-5)
+    assert np.allclose(
+        heat, attention_maps(model, crops, probabilities.argmax(axis=1), "gradcam++"), atol=1e-5
+    )
+
+
 def test_overlays(face_crop: np.ndarray, astronaut: Image.Image, detector) -> None:
     heat = attention_maps(loaded("seed_cnn"), face_crop[None], None)[0]
     overlay = overlay_on_crop(face_crop, heat)
