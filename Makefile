@@ -18,7 +18,7 @@ $(STAMP): requirements.txt Makefile
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py
+	$(PY) -m ui.launch
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -56,11 +56,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(home: Path, log: Path, port: int | None = None, timeout: float = 90) -> Iterator[str]:
-    """`streamlit run app.py` on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL."""
+    """The app as `make run` starts it (ui.launch), on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL."""
     port = port or free_port()
     env = {**os.environ, "FER_STUDIO_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+        sys.executable, "-m", "ui.launch",  # what `make run` starts
         "--server.headless", "true",
         "--server.port", str(port),
         "--server.address", "127.0.0.1",
