@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     framing.add_argument("--data", default=DATA_DEFAULT)
     framing.add_argument("--count", type=int, default=300)
 
+    report = commands.add_parser(
+        "report", help="accuracy table (Markdown) and per-class chart from model cards"
+    )
+    report.add_argument("--models", nargs="+", default=["baseline", "masked"])
+    report.add_argument("--evaluation", default="fer2013/val", help="which recorded evaluation")
+    report.add_argument("--chart", default="docs/per_class_accuracy.png", help="PNG to write ('' for none)")
+
     commands.add_parser("models", help="list registered models")
     commands.add_parser("bench", help="speed and memory benchmark (make bench)")
 
@@ -284,6 +291,15 @@ def run_jobs(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def run_report(args: argparse.Namespace) -> int:
+    from core.report import accuracy_table, per_class_chart
+
+    print(accuracy_table(args.models, args.evaluation))
+    if args.chart:
+        print(f"\nchart written to {per_class_chart(args.models, Path(args.chart), args.evaluation)}")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from core.bench import main as bench_main
 
@@ -299,5 +315,6 @@ COMMANDS = {
     "framing": run_framing,
     "models": run_models,
     "bench": run_bench,
+    "report": run_report,
     "jobs": run_jobs,
 }

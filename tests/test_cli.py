@@ -109,3 +109,18 @@ def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path) -> 
         [sys.executable, "-m", "core", "train"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and "--run-dir" in bad.stderr
+
+
+def test_report_table_and_chart(tiny_registry, fer_folders: Path, tmp_path: Path, capsys) -> None:
+    for name in tiny_registry:
+        assert (
+            main(["evaluate", "--model", name, "--data", str(fer_folders), "--split", "val", "--record"]) == 0
+        )
+    capsys.readouterr()
+    chart = tmp_path / "chart.png"
+    assert main(["report", "--models", *tiny_registry, "--evaluation", "fer/val", "--chart", str(chart)]) == 0
+    table = capsys.readouterr().out
+    assert "| tiny_a | baseline |" in table and "| tiny_b − tiny_a |" in table
+    assert Image.open(chart).size[0] > 500
+    assert main(["report", "--models", "tiny_a", "--evaluation", "other/val", "--chart", ""]) == 2
+    assert "no recorded evaluation 'other/val'" in capsys.readouterr().err

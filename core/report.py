@@ -1,0 +1,95 @@
+"""The accuracy table and per-class chart of the README, from evaluations recorded in model cards.
+
+`python -m core report --models baseline masked` prints the Markdown table and writes the PNG;
+the numbers come from `python -m core evaluate --model NAME --data ... --split val --record`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.labels import EMOTIONS
+from core.registry import find_model
+
+DEFAULT_EVALUATION = "fer2013/val"
+
+
+def recorded_evaluation(name: str, key: str = DEFAULT_EVALUATION) -> dict[str, Any]:
+    """The evaluation a model card holds under `key` (e.g. fer2013/val)."""
+    import json
+
+    card = json.loads(find_model(name).with_suffix(".json").read_text())
+    evaluations = card.get("evaluations", {})
+    if key not in evaluations:
+        known = ", ".join(evaluations) or "none"
+        raise LookupError(
+            f"model {name!r} has no recorded evaluation {key!r} (recorded: {known}); "
+            f"run python -m core evaluate --model {name} --data ... --record"
+        )
+    return {**evaluations[key], "card": card}
+
+
+def accuracy_table(names: list[str], key: str = DEFAULT_EVALUATION) -> str:
+    """Markdown: accuracy (95 % interval), macro-F1 and per-class accuracy (recall) per model, plus B−A."""
+    results = [recorded_evaluation(name, key) for name in names]
+    header = ["model", "scheme", "epochs", "accuracy (95 % CI)", "macro-F1", *EMOTIONS]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for name, result in zip(names, results, strict=True):
+        card = result["card"]
+        low, high = result["accuracy_95ci"]
+        epochs = f"{card.get('epochs_completed', '?')}/{card.get('training', {}).get('epochs', '?')}"
+        cells = [
+            name,
+            card.get("scheme", "?"),
+            epochs,
+            f"{result['accuracy']:.1%} ({low:.1%}–{high:.1%})",
+            f"{result['macro_f1']:.3f}",
+            *(f"{result['per_class'][e]['recall']:.1%}" for e in EMOTIONS),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(results) == 2:
+        first, second = results
+        difference = [
+            f"{names[1]} − {names[0]}",
+            "",
+            "",
+            f"{(second['accuracy'] - first['accuracy']) * 100:+.1f} pt",
+            f"{second['macro_f1'] - first['macro_f1']:+.3f}",
+            *(
+                f"{(second['per_class'][e]['recall'] - first['per_class'][e]['recall']) * 100:+.1f} pt"
+                for e in EMOTIONS
+            ),
+        ]
+        lines.append("| " + " | ".join(difference) + " |")
+    return "\n".join(lines)
+
+
+def per_class_chart(names: list[str], path: Path, key: str = DEFAULT_EVALUATION) -> Path:
+    """A PNG bar chart of per-class accuracy (recall), one bar per model and class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    results = [recorded_evaluation(name, key) for name in names]
+    positions = np.arange(len(EMOTIONS))
+    width = 0.8 / len(results)
+    figure, axes = plt.subplots(figsize=(9, 4), dpi=120)
+    for i, (name, result) in enumerate(zip(names, results, strict=True)):
+        values = [result["per_class"][e]["recall"] * 100 for e in EMOTIONS]
+        label = f"{name} ({result['accuracy']:.1%} overall)"
+        bars = axes.bar(positions + (i - (len(results) - 1) / 2) * width, values, width, label=label)
+        axes.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    axes.set_xticks(positions, EMOTIONS)
+    axes.set_ylabel("accuracy on the class (%)")
+    axes.set_ylim(0, 100)
+    axes.set_title(f"Per-class accuracy on {key}")
+    axes.legend(loc="upper left", fontsize=8)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
