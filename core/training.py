@@ -190,7 +190,9 @@ def train(
 
     preprocessing = {**DEFAULT_PREPROCESSING, "input_size": config.input_size}
     model = create_model(config.architecture, **config.arch_args).to(memory_format=torch.channels_last)
-    cluster_maps = _cluster_maps(config, train_faces, run_dir) if config.scheme == "masked" else None
+    cluster_maps = (
+        _cluster_maps(config, train_faces, run_dir, should_stop) if config.scheme == "masked" else None
+    )
     dataset = MaskedFaces(
         train_faces,
         build_augmentation(config.input_size) if config.augment else None,
@@ -309,8 +311,14 @@ def hardware_description() -> str:
     return f"{device}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
 
 
-def _cluster_maps(config: TrainConfig, faces: FaceDataset, run_dir: Path) -> np.ndarray:
-    """Per-image or dataset-level cluster maps from the baseline's attention, cached in the run."""
+def _cluster_maps(
+    config: TrainConfig, faces: FaceDataset, run_dir: Path, should_stop: Callable[[], bool] | None = None
+) -> np.ndarray:
+    """Per-image or dataset-level cluster maps from the baseline's attention, cached in the run.
+
+    Per image this is one k-means per face (about 30 ms each here): it shows a progress bar
+    and honours should_stop.
+    """
     from core.clusters import cluster_attention, dataset_attention
     from core.registry import load_model
     from core.saliency import attention_maps
@@ -324,7 +332,12 @@ def _cluster_maps(config: TrainConfig, faces: FaceDataset, run_dir: Path) -> np.
     if config.cluster_scope == "dataset":
         maps = cluster_attention(dataset_attention(attention), config.clusters, seed=config.seed)
     else:
-        maps = np.stack([cluster_attention(a, config.clusters, seed=config.seed) for a in attention])
+        per_image = []
+        for index, heat in enumerate(tqdm(attention, desc="clusters", leave=False, disable=None)):
+            if should_stop is not None and index % 100 == 0 and should_stop():
+                raise StopRequested("stopped while computing cluster maps")
+            per_image.append(cluster_attention(heat, config.clusters, seed=config.seed))
+        maps = np.stack(per_image)
     np.savez_compressed(cache, maps=maps.astype(np.uint8))
     return maps.astype(np.uint8)
 

@@ -185,3 +185,12 @@ def test_card_of_an_unfinished_run_says_how_far_it_got(tmp_path: Path, tiny_data
     card = card_from_run(tmp_path, command="python -m core train ...")
     assert card["training"]["epochs"] == 3 and card["epochs_completed"] == 1
     assert card["best_epoch"] == 1 and len(card["history"]) == 1 and card["train_seconds"] > 0
+
+
+def test_stop_while_computing_cluster_maps(tmp_path: Path, tiny_data, trained_baseline: str) -> None:
+    config = TrainConfig(
+        data="generated", epochs=1, scheme="masked", attention_model=trained_baseline, **TINY
+    )
+    with pytest.raises(StopRequested, match="cluster maps"):
+        train(config, tmp_path, should_stop=lambda: True, train_data=tiny_data[0], val_data=tiny_data[1])
+    assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "clusters.npz").exists()
