@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from core.architectures import create_model
 from core.data import load_dataset
 from core.evaluation import evaluate_model
 from core.preprocess import DEFAULT_PREPROCESSING
@@ -77,8 +78,9 @@ def card_from_run(run_dir: Path, command: str | None = None) -> dict[str, Any]:
 def register_run(run_dir: Path, name: str, directory: Path | None = None, command: str | None = None) -> Path:
     """Save a run's best weights under `name` with a card, then evaluate it on the run's val data."""
     card = card_from_run(run_dir, command)
-    weights = torch.load(run_dir / "best.pt", weights_only=True)
-    path = save_model(weights, card, name, directory)
+    module = create_model(card["architecture"], **card["arch_args"])
+    module.load_state_dict(torch.load(run_dir / "best.pt", weights_only=True))  # checks they fit
+    path = save_model(module, card, name, directory)
     config = json.loads((run_dir / "config.json").read_text())
     evaluate_and_record(str(path), config.get("val_data") or config["data"], config.get("val_split") or "val")
     return path

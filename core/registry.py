@@ -120,7 +120,8 @@ def save_model(
     }
     weights = directory / f"{name}.pt"
     temporary = directory / f".{name}.pt.tmp"
-    torch.save({k: v.detach().clone() for k, v in state.items()}, temporary)
+    # No copies: tensors that share storage (a layer named twice, as cam_layer is) are saved once.
+    torch.save({k: v.detach() for k, v in state.items()}, temporary)
     os.replace(temporary, weights)
     card_temporary = directory / f".{name}.json.tmp"
     card_temporary.write_text(json.dumps(full_card, indent=2) + "\n")

@@ -270,7 +270,7 @@ def train(
         history.append(row)
         if best is None or row["val_accuracy"] > best["val_accuracy"]:
             best = {**row, "per_class": metrics["per_class"]}
-            _atomic_save({k: v.clone() for k, v in evaluated.state_dict().items()}, run_dir / "best.pt")
+            _atomic_save(evaluated.state_dict(), run_dir / "best.pt")
         _atomic_save(
             {
                 "model": model.state_dict(),
