@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("run_dir")
     register.add_argument("--name", required=True)
     register.add_argument("--models-dir", default=None)
-    register.add_argument("--command", default=None, help="the training command to record in the card")
+    register.add_argument("--train-command", default=None, help="the training command to record in the card")
 
     framing = commands.add_parser("framing", help="measure how MTCNN boxes sit in FER2013 crops")
     framing.add_argument("--data", default=DATA_DEFAULT)

@@ -124,3 +124,16 @@ def test_report_table_and_chart(tiny_registry, fer_folders: Path, tmp_path: Path
     assert Image.open(chart).size[0] > 500
     assert main(["report", "--models", "tiny_a", "--evaluation", "other/val", "--chart", ""]) == 2
     assert "no recorded evaluation 'other/val'" in capsys.readouterr().err
+
+
+def test_register_records_the_training_command(
+    fer_folders: Path, tmp_path: Path, isolated_home: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    args = ["train", "--data", str(fer_folders), "--run-dir", str(run_dir), "--arch", "seed_cnn",
+            "--epochs", "1", "--batch-size", "16", "--ema-decay", "0", "--input-size", "48"]  # fmt: skip
+    assert main(args) == 0
+    command = "python -m core train --run-dir run --epochs 1"
+    assert main(["register", str(run_dir), "--name", "registered", "--train-command", command]) == 0
+    card = json.loads((isolated_home / "models" / "registered.json").read_text())
+    assert card["command"] == command and card["epochs_completed"] == 1
