@@ -251,7 +251,7 @@ def run_register(args: argparse.Namespace) -> int:
     from core.cards import register_run
 
     path = register_run(
-        Path(args.run_dir), args.name, Path(args.models_dir) if args.models_dir else None, args.command
+        Path(args.run_dir), args.name, Path(args.models_dir) if args.models_dir else None, args.train_command
     )
     print(f"registered {args.name}: {path}")
     return 0
