@@ -35,8 +35,9 @@ def home_dir() -> Path:
 
 
 def model_dirs() -> list[Path]:
-    """Folders searched for models, shipped ones first."""
-    return [SHIPPED_DIR, home_dir() / "models"]
+    """Folders searched for models: the shipped ones (FER_STUDIO_SHIPPED_MODELS overrides), then trained ones."""
+    shipped = os.environ.get("FER_STUDIO_SHIPPED_MODELS")
+    return [Path(shipped) if shipped else SHIPPED_DIR, home_dir() / "models"]
 
 
 @dataclass

@@ -20,6 +20,8 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("FER_STUDIO_HOME", str(home))
     monkeypatch.setenv("FER_STUDIO_CACHE", str(home / "cache"))
+    # The repository's shipped models stay out of tests (subprocesses inherit this too).
+    monkeypatch.setenv("FER_STUDIO_SHIPPED_MODELS", str(home / "no-shipped-models"))
     torch.set_num_threads(2)
     return home
 
