@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -129,25 +129,16 @@ def analyze(
     probabilities: dict[str, np.ndarray] = {}
     heatmaps: dict[str, np.ndarray] = {}
     timings["classify"] = timings["saliency"] = 0.0
+    one_pass = bool(cam_method and faces and cam_class is None and not flip_tta)
     for model in models:
         mark = time.perf_counter()
-        if cam_method and faces and cam_class is None and not flip_tta:
+        if one_pass:
             # One forward and backward pass: the prediction and its Grad-CAM together.
             heatmaps[model.name], probabilities[model.name] = explain(model, crops, None, cam_method)
             timings["saliency"] += time.perf_counter() - mark
-            continue
-        probabilities[model.name] = predict_proba(model, crops, flip_tta)
-        timings["classify"] += time.perf_counter() - mark
-        if cam_method and faces:
-            mark = time.perf_counter()
-            classes = (
-                [cam_class] * len(faces)
-                if cam_class is not None
-                else probabilities[model.name].argmax(axis=1)
-            )
-            heatmaps[model.name] = attention_maps(model, crops, classes, method=cam_method)
-            timings["saliency"] += time.perf_counter() - mark
-    timings["total"] = time.perf_counter() - started
+        else:
+            probabilities[model.name] = predict_proba(model, crops, flip_tta)
+            timings["classify"] += time.perf_counter() - mark
 
     results = [
         FaceResult(
@@ -158,7 +149,39 @@ def analyze(
         )
         for i, face in enumerate(faces)
     ]
-    return Analysis(image, results, [m.name for m in models], flip_tta, cam_method, timings)
+    analysis = Analysis(image, results, [m.name for m in models], flip_tta, cam_method if one_pass else None)
+    if cam_method and not one_pass:
+        analysis = add_saliency(analysis, models, cam_method, cam_class)
+    timings["saliency"] += analysis.timings.get("saliency", 0.0)
+    timings["total"] = time.perf_counter() - started
+    analysis.timings = timings
+    return analysis
+
+
+def add_saliency(
+    analysis: Analysis, models: list[LoadedModel], cam_method: str, cam_class: int | None = None
+) -> Analysis:
+    """A copy of an analysis with each model's heatmaps added (the app shows predictions first).
+
+    cam_class None explains the class each model predicted in `analysis`.
+    """
+    started = time.perf_counter()
+    heatmaps: dict[str, np.ndarray] = {}
+    if analysis.faces:
+        crops = np.stack([result.crop for result in analysis.faces])
+        for model in models:
+            classes = (
+                [cam_class] * len(crops)
+                if cam_class is not None
+                else [int(np.argmax(result.probabilities[model.name])) for result in analysis.faces]
+            )
+            heatmaps[model.name] = attention_maps(model, crops, classes, method=cam_method)
+    faces = [
+        replace(result, heatmaps={name: maps[i] for name, maps in heatmaps.items()})
+        for i, result in enumerate(analysis.faces)
+    ]
+    timings = {**analysis.timings, "saliency": time.perf_counter() - started}
+    return replace(analysis, faces=faces, cam_method=cam_method, timings=timings)
 
 
 def annotate(analysis: Analysis, model: str | None = None) -> Image.Image:

@@ -1,30 +1,48 @@
-"""Grad-CAM saliency through the grad-cam package: heatmaps, overlays on the crop and the photo."""
+"""Grad-CAM saliency through the grad-cam package: heatmaps, overlays on the crop and the photo.
+
+grad-cam is imported on first use, not with this module: it brings OpenCV, matplotlib,
+SciPy and scikit-learn (about 3.5 s on two cores), and the app shows its first
+predictions before any saliency is needed.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from core.architectures import cam_layer
 from core.faces import Face
 from core.preprocess import centre_offset, spec, to_tensor
 from core.registry import LoadedModel
 
-# Method names for a select box, as the package's own command-line tool maps them.
-CAM_METHODS: dict[str, Any] = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "hirescam": HiResCAM,
-    "xgradcam": XGradCAM,
-    "layercam": LayerCAM,
-    "eigencam": EigenCAM,
+# Method names for a select box, as the package's own command-line tool maps them, to
+# the package's class names.
+CAM_METHODS: dict[str, str] = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "hirescam": "HiResCAM",
+    "xgradcam": "XGradCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
 }
+
+
+def cam_class(method: str) -> Any:
+    """The grad-cam class for a method name of CAM_METHODS."""
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown saliency method {method!r}; choose one of {', '.join(CAM_METHODS)}")
+    return getattr(importlib.import_module("pytorch_grad_cam"), CAM_METHODS[method])
+
+
+def _blend(rgb: np.ndarray, heatmap: np.ndarray, weight: float) -> np.ndarray:
+    """grad-cam's heatmap blend (jet colours) of float RGB in [0, 1]; uint8 RGB out."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    return show_cam_on_image(rgb, heatmap, use_rgb=True, image_weight=1 - weight)
 
 
 def attention_maps(
@@ -53,13 +71,14 @@ def explain(
     With classes None each face is explained for its predicted class, so one forward and
     backward pass gives both the prediction and its explanation.
     """
-    if method not in CAM_METHODS:
-        raise ValueError(f"unknown saliency method {method!r}; choose one of {', '.join(CAM_METHODS)}")
+    cam_type = cam_class(method)
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     crops = np.asarray(crops)
     if crops.ndim == 2:
         crops = crops[None]
     maps, probabilities = [], []
-    with model.lock, CAM_METHODS[method](model=model.module, target_layers=[cam_layer(model.module)]) as cam:
+    with model.lock, cam_type(model=model.module, target_layers=[cam_layer(model.module)]) as cam:
         for start in range(0, len(crops), batch_size):
             inputs = to_tensor(crops[start : start + batch_size], model.preprocessing)
             targets = None
@@ -79,7 +98,7 @@ def explain(
 def overlay_on_crop(crop: np.ndarray, heatmap: np.ndarray, weight: float = 0.5) -> np.ndarray:
     """A uint8 RGB picture of the heatmap (jet colours) over a grayscale face crop."""
     rgb = np.repeat(crop[..., None].astype(np.float32) / 255.0, 3, axis=2)
-    return show_cam_on_image(rgb, heatmap, use_rgb=True, image_weight=1 - weight)
+    return _blend(rgb, heatmap, weight)
 
 
 def overlay_on_photo(
@@ -99,7 +118,5 @@ def overlay_on_photo(
         if x1 >= x2 or y1 >= y2:
             continue
         region = resized[y1 - top : y2 - top, x1 - left : x2 - left]
-        result[y1:y2, x1:x2] = (
-            show_cam_on_image(result[y1:y2, x1:x2], region, use_rgb=True, image_weight=1 - weight) / 255.0
-        )
+        result[y1:y2, x1:x2] = _blend(result[y1:y2, x1:x2], region, weight) / 255.0
     return Image.fromarray((result * 255).round().astype(np.uint8))

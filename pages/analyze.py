@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import streamlit as st
 
@@ -21,8 +22,12 @@ PRIVACY = (
 )
 
 
-def face_card(number: int, face: FaceResult, models: list[str], key: str) -> None:
-    """One face: crop, each model's verdict and Grad-CAM, and the probability chart."""
+def face_card(number: int, face: FaceResult, models: list[str], key: str) -> dict[str, Any]:
+    """One face: crop, each model's verdict, a slot for its Grad-CAM, and the probability chart.
+
+    Returns the empty Grad-CAM slots by model name, filled by fill_saliency().
+    """
+    slots: dict[str, Any] = {}
     with st.container(border=True):
         title, badge = st.columns([3, 2], vertical_alignment="center")
         title.markdown(f"**Face {number}** · detector confidence {face.face.score:.2f}")
@@ -39,11 +44,19 @@ def face_card(number: int, face: FaceResult, models: list[str], key: str) -> Non
             emotion, confidence = face.top(name)
             column.metric(f"Model {letter} · {name}", f"{EMOJI[emotion]} {emotion}")
             column.progress(confidence, text=f"{confidence:.0%} confident")
-            if name in face.heatmaps:
-                overlay = overlay_on_crop(face.crop, face.heatmaps[name])
-                column.image(enlarge(overlay), caption=f"Grad-CAM · {name}", width="stretch")
+            slots[name] = column.empty()
+            slots[name].caption("Grad-CAM: computing…")
         if models:
             columns[-1].plotly_chart(probability_chart(face.probabilities), key=f"{key}-chart-{number}")
+    return slots
+
+
+def fill_saliency(slots: list[dict[str, Any]], result: Analysis) -> None:
+    """Draw each face's Grad-CAM overlays into the slots its card left."""
+    for face_slots, face in zip(slots, result.faces, strict=True):
+        for name, slot in face_slots.items():
+            overlay = overlay_on_crop(face.crop, face.heatmaps[name])
+            slot.image(enlarge(overlay), caption=f"Grad-CAM · {name}", width="stretch")
 
 
 def downloads(result: Analysis, item: ImageInput, picture_png: bytes, key: str) -> None:
@@ -79,11 +92,11 @@ def downloads(result: Analysis, item: ImageInput, picture_png: bytes, key: str) 
 
 
 def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | None, flip: bool) -> None:
-    """Analyse one image and draw the photo, downloads and one card per face."""
+    """Analyse one image and draw the photo, downloads and one card per face; Grad-CAM comes last."""
     key = f"image-{index}"
     try:
         with st.spinner(f"Finding and reading faces in {item.name}…"):
-            result = resources.analysis(item.data, keys, method if keys else None, target, flip)
+            result = resources.analysis(item.data, keys, flip)
     except ImageError as err:
         st.warning(
             f"Could not read **{item.name}**: {err}. Try a JPEG or PNG photo.", icon=":material/broken_image:"
@@ -107,8 +120,9 @@ def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | N
             st.metric("Models agree on", f"{agree} of {len(result.faces)}")
         st.caption(f"Analysed in {result.timings.get('total', 0):.1f} s")
         downloads(result, item, png_bytes(picture), key)
-    for number, face in enumerate(result.faces, start=1):
-        face_card(number, face, models, key)
+    slots = [face_card(number, face, models, key) for number, face in enumerate(result.faces, start=1)]
+    if models:
+        fill_saliency(slots, resources.explained(item.data, keys, flip, method, target))
 
 
 st.title("Analyze")

@@ -35,7 +35,7 @@ if item.source == "sample":
     )
 try:
     with st.spinner("Finding faces…"):
-        found = resources.analysis(item.data, (), None, None, False)
+        found = resources.analysis(item.data, (), False)
 except ImageError as err:
     st.warning(
         f"Could not read **{item.name}**: {err}. Try a JPEG or PNG photo.", icon=":material/broken_image:"

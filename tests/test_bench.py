@@ -35,9 +35,18 @@ def test_report_formats_every_section() -> None:
         ],
         "training": [{"scheme": "baseline", "images_per_s": 100.0, "ratio_to_baseline": 1.0, "setup_s": 0.1}],
         "peak_memory_mb": 900.0,
-        "cold_start": {"server_ready_s": 3.0, "first_result_s": None},
+        "cold_start": {"server_ready_s": 3.0, "first_result_s": None, "saliency_s": None, "runs": []},
     }
     text = format_report(report)
     assert "| p | 1 | total | 1.0 | 2.0 |" in text
     assert "| vgg | 10 | 5 | 50 |" in text
     assert "900 MB" in text and "n/a (no chromium)" in text
+    report["cold_start"] = {
+        "server_ready_s": 3.0,
+        "first_result_s": 9.5,
+        "saliency_s": 12.0,
+        "runs": [{"first_result_s": 9.5}, {"first_result_s": 9.9}, {"first_result_s": 9.1}],
+    }
+    text = format_report(report)
+    assert "median of 3" in text and "first Analyze result 9.5 s (each: 9.5, 9.9, 9.1 s)" in text
+    assert "Grad-CAM overlays 12.0 s" in text

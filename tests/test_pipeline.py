@@ -9,7 +9,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from core.pipeline import analyze, annotate
+from core.pipeline import add_saliency, analyze, annotate
 from core.registry import load_model
 
 
@@ -51,6 +51,25 @@ def test_target_class_and_no_saliency(tiny_registry: list[str], detector, astron
     plain = analyze(astronaut, models, detector, cam_method=None)
     assert plain.faces[0].heatmaps == {}
     assert explained.faces[0].heatmaps["tiny_a"].shape == (48, 48)
+
+
+def test_saliency_added_later_matches_the_one_pass_result(
+    tiny_registry: list[str], detector, astronaut: Image.Image
+) -> None:
+    """The app shows predictions first and adds Grad-CAM after: same maps as analyze() in one go."""
+    models = [load_model(name) for name in tiny_registry]
+    together = analyze(astronaut, models, detector, cam_method="gradcam")
+    predictions = analyze(astronaut, models, detector, cam_method=None)
+    later = add_saliency(predictions, models, "gradcam")
+    assert predictions.faces[0].heatmaps == {} and predictions.cam_method is None, "the input is not changed"
+    assert later.cam_method == "gradcam" and later.timings["saliency"] > 0
+    for name in tiny_registry:
+        np.testing.assert_allclose(
+            later.faces[0].probabilities[name], together.faces[0].probabilities[name], atol=1e-5
+        )
+        np.testing.assert_allclose(later.faces[0].heatmaps[name], together.faces[0].heatmaps[name], atol=1e-4)
+    chosen = add_saliency(predictions, models, "gradcam", cam_class=3)
+    assert not np.allclose(chosen.faces[0].heatmaps["tiny_b"], later.faces[0].heatmaps["tiny_b"])
 
 
 def test_no_face_is_a_normal_result(tiny_registry: list[str], detector) -> None:

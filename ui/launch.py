@@ -1,8 +1,9 @@
-"""`make run`: start the Streamlit server while the heavy libraries import in the background.
+"""`make run`: start the Streamlit server while the app warms up in the background.
 
-Importing torch, torchvision, facenet-pytorch and grad-cam takes most of a cold start on a
-small CPU. Started here, at launch, that work overlaps with the server's own start-up
-instead of waiting for the first visitor's page run. Arguments pass on to `streamlit run`.
+Importing torch, torchvision and facenet-pytorch, and loading the face detector and the
+two default models, takes most of a cold start on a small CPU. Started here, at launch,
+that work overlaps with the server's own start-up instead of waiting for the first
+visitor's page run. Arguments pass on to `streamlit run`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,27 @@ from pathlib import Path
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
-def warm_imports() -> None:
-    """Import what the first Analyze run needs; the page then finds it in sys.modules."""
-    import core.charts  # noqa: F401
-    import core.pipeline  # noqa: F401
-    import core.regions  # noqa: F401
+def warm_up() -> None:
+    """Import what the first Analyze predictions need and load the detector and default models.
+
+    They land in Streamlit's resource cache, shared by every session, where the first page
+    run finds them. A failure here is only logged: the page then meets it and explains it.
+    """
+    try:
+        import core.charts  # noqa: F401
+        from core.registry import list_models
+        from core.studio import default_pair, model_keys
+        from ui import resources
+
+        resources.detector()
+        cards = list_models()
+        resources.models(model_keys(cards, list(default_pair([card["name"] for card in cards]))))
+    except Exception as error:  # noqa: BLE001 - the app must start whatever happens here
+        print(f"warm-up stopped early: {error!r}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    threading.Thread(target=warm_imports, name="warm-imports", daemon=True).start()
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), *(argv if argv is not None else sys.argv[1:])]

@@ -1,20 +1,28 @@
-"""Cached resources and results: one detector and one copy of each model per process."""
+"""Cached resources and results: one detector and one copy of each model per process.
+
+Only what the Analyze page's first predictions need is imported here at the top; the
+evaluation and region-study modules (scikit-learn, grad-cam) load when first used, which
+keeps them out of the app's cold start.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
 
-from core.data import load_dataset
-from core.evaluation import evaluate_model
 from core.faces import FaceDetector
-from core.pipeline import Analysis, analyze
-from core.regions import RegionStudy, study_regions
+from core.pipeline import Analysis, add_saliency, analyze
 from core.registry import LoadedModel, load_model
 
+if TYPE_CHECKING:
+    from core.regions import RegionStudy
+
 ModelKeys = tuple[tuple[str, float], ...]
+# A timedelta, not "1h": Streamlit parses a string with pandas, half a second of cold start.
+ONE_HOUR = timedelta(hours=1)
 
 
 @st.cache_resource(show_spinner="Loading the face detector…")
@@ -43,15 +51,21 @@ def models(keys: ModelKeys) -> list[LoadedModel]:
     return [model(name, mtime) for name, mtime in keys]
 
 
-@st.cache_data(show_spinner=False, max_entries=8, ttl="1h")
-def analysis(
-    data: bytes, keys: ModelKeys, cam_method: str | None, cam_class: int | None, flip_tta: bool
+@st.cache_data(show_spinner=False, max_entries=8, ttl=ONE_HOUR)
+def analysis(data: bytes, keys: ModelKeys, flip_tta: bool) -> Analysis:
+    """Faces and predictions (core.pipeline.analyze) for image bytes, in memory for an hour (never on disk)."""
+    return analyze(data, models(keys), detector(), None, None, flip_tta)
+
+
+@st.cache_data(show_spinner=False, max_entries=8, ttl=ONE_HOUR)
+def explained(
+    data: bytes, keys: ModelKeys, flip_tta: bool, cam_method: str, cam_class: int | None
 ) -> Analysis:
-    """core.pipeline.analyze on image bytes, cached in memory for an hour (never on disk)."""
-    return analyze(data, models(keys), detector(), cam_method, cam_class, flip_tta)
+    """analysis() with each model's saliency heatmaps added, cached the same way."""
+    return add_saliency(analysis(data, keys, flip_tta), models(keys), cam_method, cam_class)
 
 
-@st.cache_data(show_spinner=False, max_entries=64, ttl="1h")
+@st.cache_data(show_spinner=False, max_entries=64, ttl=ONE_HOUR)
 def region_study(
     crop: np.ndarray,
     attention_key: tuple[str, float],
@@ -62,6 +76,8 @@ def region_study(
     method: str,
 ) -> RegionStudy:
     """core.regions.study_regions for one crop, cached in memory."""
+    from core.regions import study_regions
+
     return study_regions(crop, model(*attention_key), models(keys), n, lam, alpha, method)
 
 
@@ -79,6 +95,9 @@ def evaluation(
     `data_stamp` (the dataset's modification time) is part of the key; `_progress`
     (fraction, text) is not, and is only called when the result is computed.
     """
+    from core.data import load_dataset
+    from core.evaluation import evaluate_model
+
     del data_stamp
     report = _progress or (lambda fraction, text: None)
     report(0.0, f"loading {data}")

@@ -1,0 +1,69 @@
+"""What `make run` does before the first visitor: lean imports and a warm-up of the shared resources."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+
+from core.registry import find_model, list_models
+from core.studio import model_keys
+from ui import launch, resources
+
+REPO = Path(__file__).resolve().parent.parent
+# Libraries the first Analyze predictions do not need; each costs 0.5-3.5 s to import here.
+LATE_LIBRARIES = ("pytorch_grad_cam", "sklearn", "cv2", "matplotlib", "pandas", "skimage.data")
+
+
+def imported_after(code: str) -> set[str]:
+    """Which of LATE_LIBRARIES a fresh interpreter has imported after running `code`."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {LATE_LIBRARIES!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=120
+    )
+    return set(result.stdout.split())
+
+
+def test_first_predictions_import_no_saliency_or_table_libraries() -> None:
+    modules = "import ui.resources, ui.pickers, ui.inputs, core.charts, core.pipeline, core.studio"
+    assert imported_after(f"{modules}\ncore.studio.sample_png()") == set()
+    # The probe can see them: asking for a Grad-CAM method brings grad-cam in.
+    assert "pytorch_grad_cam" in imported_after(f"{modules}\ncore.saliency.cam_class('gradcam')")
+
+
+@pytest.fixture
+def empty_caches():
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def test_warm_up_loads_the_detector_and_default_models_once(
+    tiny_registry: list[str], empty_caches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: list[str] = []
+    original = resources.load_model
+
+    def counting_load(name: str):  # type: ignore[no-untyped-def]
+        loaded.append(name)
+        return original(name)
+
+    monkeypatch.setattr(resources, "load_model", counting_load)
+    launch.warm_up()
+    assert sorted(loaded) == sorted(tiny_registry)
+    detector = resources.detector()
+    keys = model_keys(list_models(), tiny_registry)
+    assert [model.name for model in resources.models(keys)] == tiny_registry
+    assert sorted(loaded) == sorted(tiny_registry), "the page's calls are served from the warm cache"
+    assert resources.detector() is detector
+
+
+def test_warm_up_failure_is_logged_not_raised(
+    tiny_registry: list[str], empty_caches, capsys: pytest.CaptureFixture[str]
+) -> None:
+    find_model("tiny_a").write_bytes(b"not a checkpoint")
+    launch.warm_up()
+    assert "warm-up stopped early" in capsys.readouterr().err
