@@ -34,10 +34,13 @@ def predict_dataset(
 ) -> np.ndarray:
     """Class probabilities (N, 7) for every face, in eval mode."""
     images = faces.images if isinstance(faces, FaceDataset) else faces
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     chunks = [
-        torch.softmax(model(to_tensor(images[i : i + batch_size], preprocessing)), dim=1).numpy()
+        torch.softmax(model(to_tensor(images[i : i + batch_size], preprocessing).to(device)), dim=1)
+        .cpu()
+        .numpy()
         for i in range(0, len(images), batch_size)
     ]
     model.train(was_training)

@@ -34,6 +34,8 @@ TRAIN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--seed", {"type": int}),
     ("--limit", {"type": int, "help": "use only this many training images"}),
     ("--threads", {"type": int}),
+    ("--device", {"help": "auto (the GPU when there is one), cpu or cuda"}),
+    ("--workers", {"type": int, "help": "data-loading processes (0: in the training process)"}),
 ]
 
 # TrainConfig field → the flag that sets it (to write a run's command line into its model card).

@@ -32,6 +32,7 @@ from core.labels import NUM_CLASSES
 from core.preprocess import DEFAULT_PREPROCESSING, to_tensor
 
 SCHEMES = ("baseline", "masked")
+CLUSTER_CHUNK = 2000  # faces per k-means chunk: should_stop is polled between chunks
 MASK_MODES = ("random", "expand")
 
 
@@ -67,6 +68,8 @@ class TrainConfig:
     limit: int | None = None
     input_size: int = 40
     threads: int | None = None
+    device: str = "auto"
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -83,6 +86,8 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.clusters < 1:
             raise ValueError("clusters must be at least 1")
+        if self.workers < 0:
+            raise ValueError("workers must be 0 (load in the training process) or more")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -188,8 +193,11 @@ def train(
         order = np.random.default_rng(config.seed).permutation(len(train_faces))[: config.limit]
         train_faces = train_faces.subset(np.sort(order))
 
+    device = resolve_device(config.device)
     preprocessing = {**DEFAULT_PREPROCESSING, "input_size": config.input_size}
-    model = create_model(config.architecture, **config.arch_args).to(memory_format=torch.channels_last)
+    model = create_model(config.architecture, **config.arch_args).to(
+        device, memory_format=torch.channels_last
+    )
     cluster_maps = (
         _cluster_maps(config, train_faces, run_dir, should_stop) if config.scheme == "masked" else None
     )
@@ -209,10 +217,15 @@ def train(
         shuffle=True,
         drop_last=len(dataset) > config.batch_size,
         generator=generator,
+        # Workers start afresh each epoch, seeded from `generator`: that keeps resume exact.
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
     )
 
     weights = _class_weights(train_faces) if config.class_weights else None
-    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    criterion = nn.CrossEntropyLoss(
+        weight=None if weights is None else weights.to(device), label_smoothing=config.label_smoothing
+    )
     optimizer = _optimizer(config, model)
     steps_per_epoch = len(loader)
     scheduler = _scheduler(config, optimizer, steps_per_epoch)
@@ -221,7 +234,7 @@ def train(
     start_epoch, history, best = 0, [], None
     checkpoint_path = run_dir / "checkpoint.pt"
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True)
+        state = torch.load(checkpoint_path, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -238,6 +251,8 @@ def train(
         total_loss, seen = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
         for inputs, targets in bar:
+            inputs = inputs.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
             loss = criterion(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -270,7 +285,9 @@ def train(
         history.append(row)
         if best is None or row["val_accuracy"] > best["val_accuracy"]:
             best = {**row, "per_class": metrics["per_class"]}
-            _atomic_save(evaluated.state_dict(), run_dir / "best.pt")
+            _atomic_save(
+                {k: v.detach().cpu() for k, v in evaluated.state_dict().items()}, run_dir / "best.pt"
+            )
         _atomic_save(
             {
                 "model": model.state_dict(),
@@ -305,6 +322,16 @@ def train(
     return summary
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto` is the GPU when there is one, else the CPU; `cpu`, `cuda`, `cuda:1` … as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no GPU here")
+    return device
+
+
 def hardware_description() -> str:
     """A short description of the machine a run used, for model cards."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
@@ -316,10 +343,10 @@ def _cluster_maps(
 ) -> np.ndarray:
     """Per-image or dataset-level cluster maps from the baseline's attention, cached in the run.
 
-    Per image this is one k-means per face (about 30 ms each here): it shows a progress bar
-    and honours should_stop.
+    Per image this is one k-means per face (about 30 ms each on one core), spread over the
+    machine's cores in chunks, with a progress bar and should_stop polled between chunks.
     """
-    from core.clusters import cluster_attention, dataset_attention
+    from core.clusters import cluster_attention, cluster_each, dataset_attention
     from core.registry import load_model
     from core.saliency import attention_maps
 
@@ -332,12 +359,16 @@ def _cluster_maps(
     if config.cluster_scope == "dataset":
         maps = cluster_attention(dataset_attention(attention), config.clusters, seed=config.seed)
     else:
-        per_image = []
-        for index, heat in enumerate(tqdm(attention, desc="clusters", leave=False, disable=None)):
-            if should_stop is not None and index % 100 == 0 and should_stop():
+        chunks = []
+        for start in tqdm(
+            range(0, len(attention), CLUSTER_CHUNK), desc="clusters", leave=False, disable=None
+        ):
+            if should_stop is not None and should_stop():
                 raise StopRequested("stopped while computing cluster maps")
-            per_image.append(cluster_attention(heat, config.clusters, seed=config.seed))
-        maps = np.stack(per_image)
+            chunks.append(
+                cluster_each(attention[start : start + CLUSTER_CHUNK], config.clusters, config.seed)
+            )
+        maps = np.concatenate(chunks)
     np.savez_compressed(cache, maps=maps.astype(np.uint8))
     return maps.astype(np.uint8)
 

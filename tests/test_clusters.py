@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.clusters import cluster_attention, cluster_masks, dataset_attention, pixel_features, remove_cluster
+from core.clusters import (
+    cluster_attention,
+    cluster_each,
+    cluster_masks,
+    dataset_attention,
+    pixel_features,
+    remove_cluster,
+)
 
 
 def blob_attention(size: int = 48) -> np.ndarray:
@@ -60,3 +67,13 @@ def test_dataset_attention_averages_normalised_maps() -> None:
     mean = dataset_attention(maps)
     assert mean.shape == (48, 48)
     assert np.isclose(mean.max(), 1.0) and np.isclose(mean.min(), 0.0)
+
+
+def test_clustering_many_maps_on_two_processes_matches_one_at_a_time() -> None:
+    rng = np.random.default_rng(3)
+    maps = rng.random((6, 12, 12))
+    together = cluster_each(maps, 3, seed=0, jobs=2)
+    assert together.shape == (6, 12, 12) and together.dtype == np.uint8
+    for heat, clustered in zip(maps, together, strict=True):
+        np.testing.assert_array_equal(clustered, cluster_attention(heat, 3, seed=0))
+    assert cluster_each(np.zeros((0, 12, 12)), 3).shape == (0, 12, 12)

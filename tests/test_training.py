@@ -11,7 +11,7 @@ import torch
 
 from core.data import FaceDataset
 from core.registry import load_model
-from core.training import StopRequested, TrainConfig, train
+from core.training import StopRequested, TrainConfig, resolve_device, train
 from tests.conftest import synthetic_faces
 
 TINY = {
@@ -70,9 +70,11 @@ def test_baseline_loss_goes_down_and_run_resumes(tmp_path: Path, tiny_data) -> N
     assert (tmp_path / "best.pt").exists() and not list(tmp_path.glob("*.tmp"))
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_data) -> None:
-    whole = run(tmp_path / "whole", tiny_data, epochs=2, augment=True)
-    config = TrainConfig(data="generated", epochs=2, **{**TINY, "augment": True})
+@pytest.mark.parametrize("workers", [0, 1])
+def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_data, workers: int) -> None:
+    """Exact resume, also when worker processes load and augment the batches (a GPU run's set-up)."""
+    whole = run(tmp_path / "whole", tiny_data, epochs=2, augment=True, workers=workers)
+    config = TrainConfig(data="generated", epochs=2, **{**TINY, "augment": True, "workers": workers})
     with pytest.raises(StopRequested):
         train(
             config,
@@ -81,8 +83,18 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_data) -> None
             train_data=tiny_data[0],
             val_data=tiny_data[1],
         )
-    resumed = run(tmp_path / "split", tiny_data, epochs=2, augment=True)
+    resumed = run(tmp_path / "split", tiny_data, epochs=2, augment=True, workers=workers)
     assert resumed["history"][-1]["train_loss"] == pytest.approx(whole["history"][-1]["train_loss"], rel=1e-4)
+
+
+def test_device_choice() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="workers"):
+        TrainConfig(data="x", workers=-1)
 
 
 def test_stop_request_keeps_last_checkpoint(tmp_path: Path, tiny_data) -> None:
