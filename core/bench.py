@@ -25,8 +25,9 @@ from skimage import data as skimage_data
 from core.architectures import architectures, create_model
 from core.data import FaceDataset
 from core.faces import FaceDetector
+from core.home import home_dir
 from core.pipeline import analyze
-from core.registry import LoadedModel, home_dir, list_models, load_model, save_model
+from core.registry import LoadedModel, list_models, load_model, save_model
 
 REPO = Path(__file__).resolve().parent.parent
 

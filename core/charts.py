@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from core.labels import EMOTIONS
 
 MODEL_COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#B279A2", "#9D755D", "#E45756")
 REGION_NAMES = {"eyes": "eyes covered", "lower_face": "lower face covered"}
 _GAIN, _LOSS = "#2CA02C", "#D62728"
+LOSS_SERIES = (("train_loss", "train loss"), ("val_loss", "val loss"))
+SCORE_SERIES = (("val_accuracy", "val accuracy"), ("val_macro_f1", "val macro-F1"))
 
 
 def model_colour(index: int) -> str:
@@ -211,3 +214,23 @@ def region_removal_chart(
         barmode="group",
         yaxis={"range": [0, 1.15], "tickformat": ".0%"},
     )
+
+
+def training_curves(rows: Sequence[dict[str, Any]], title: str | None = None) -> go.Figure:
+    """Loss (left) and validation accuracy / macro-F1 (right) against epoch."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy"))
+    epochs = [row["epoch"] for row in rows]
+    for column, series in ((1, LOSS_SERIES), (2, SCORE_SERIES)):
+        for key, label in series:
+            figure.add_trace(
+                go.Scatter(x=epochs, y=[row.get(key) for row in rows], name=label, mode="lines+markers"),
+                row=1,
+                col=column,
+            )
+        figure.update_xaxes(title_text="epoch", row=1, col=column, rangemode="tozero")
+    figure.update_yaxes(range=[0, 1], row=1, col=2)
+    if not rows:
+        figure.add_annotation(
+            text="no finished epoch yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False
+        )
+    return _layout(figure, title, 340)

@@ -79,6 +79,26 @@ def load_dataset(
     return _cached(path, None, kind, lambda: load_labelled_folder(path, face_cropper), use_cache)
 
 
+def class_counts(path: str | Path, split: str | None = None) -> dict[str, int]:
+    """Faces per emotion of a dataset (as load_dataset reads it); folders are counted, not decoded."""
+    path = Path(path)
+    if path.is_file() or not path.exists():
+        return load_dataset(path, split).class_counts()
+    root = path / split if split is not None and (path / split).is_dir() else path
+    if not _has_class_folders(root):
+        raise DatasetError(f"{root}: no emotion folders" + (f" and no '{split}' folder" if split else ""))
+    counts = dict.fromkeys(EMOTIONS, 0)
+    for class_dir in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        try:
+            emotion = EMOTIONS[label_index(class_dir.name)]
+        except ValueError as err:
+            raise DatasetError(f"{class_dir}: {err}") from None
+        counts[emotion] += sum(
+            1 for f in class_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+        )
+    return counts
+
+
 def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
     """Read Kaggle's fer2013.csv (columns emotion, pixels, Usage); split is train/val/test."""
     usage = None

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from core.architectures import create_model
+from core.home import home_dir
 from core.labels import EMOTIONS
 from core.preprocess import DEFAULT_PREPROCESSING
 
@@ -27,11 +28,6 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
 
 class ModelNotFound(LookupError):
     """No registered model by that name."""
-
-
-def home_dir() -> Path:
-    """The data folder for trained models, jobs and caches (FER_STUDIO_HOME, default ~/.fer-studio)."""
-    return Path(os.environ.get("FER_STUDIO_HOME", Path.home() / ".fer-studio"))
 
 
 def model_dirs() -> list[Path]:

@@ -28,28 +28,6 @@ EMOJI = {
     "neutral": "😐",
 }
 
-# Published FER2013 counts (Goodfellow et al. 2013; the dataset's README): Training and PublicTest.
-FER2013_COUNTS: dict[str, dict[str, int]] = {
-    "train": {
-        "angry": 3995,
-        "disgust": 436,
-        "fear": 4097,
-        "happy": 7215,
-        "sad": 4830,
-        "surprise": 3171,
-        "neutral": 4965,
-    },
-    "val": {
-        "angry": 467,
-        "disgust": 56,
-        "fear": 496,
-        "happy": 895,
-        "sad": 653,
-        "surprise": 415,
-        "neutral": 607,
-    },
-}
-
 NO_FACE_TIPS = (
     "Use a photo where the face is at least about 40 pixels tall and faces the camera.",
     "Good, even light helps; strong back-light or deep shadow hides the face.",

@@ -11,7 +11,6 @@ from core.cli import DATA_DEFAULT
 from core.data import DatasetError
 from core.evaluation import OCCLUSIONS
 from core.studio import (
-    FER2013_COUNTS,
     HOW_TO_GET_MODELS,
     evaluation_keys,
     metrics_rows,
@@ -133,6 +132,16 @@ else:
             )
 
 st.subheader("Data")
-distribution = {f"FER2013 {split}": counts for split, counts in FER2013_COUNTS.items()}
-st.plotly_chart(class_distribution_chart(distribution, "FER2013 images per class"), key="distribution")
-st.caption("FER2013 is imbalanced: disgust has 436 training images, happy 7,215.")
+try:
+    distribution = {
+        f"FER2013 {split}": resources.class_counts(DATA_DEFAULT, split) for split in ("train", "val")
+    }
+except DatasetError as err:
+    st.info(f"The class balance of FER2013 shows here when the dataset is at `{DATA_DEFAULT}` ({err}).")
+else:
+    st.plotly_chart(class_distribution_chart(distribution, "FER2013 images per class"), key="distribution")
+    train = distribution["FER2013 train"]
+    rarest, commonest = min(train, key=train.get), max(train, key=train.get)
+    st.caption(
+        f"FER2013 is imbalanced: {rarest} has {train[rarest]:,} training images, {commonest} {train[commonest]:,}."
+    )

@@ -8,8 +8,9 @@ from collections.abc import Callable
 import streamlit as st
 
 from core.architectures import architectures
+from core.charts import training_curves
 from core.jobs import Job, JobError, data_roots, dataset_choices, ensure_worker, get_runner, training_enabled
-from core.jobs.charts import job_table, training_curves
+from core.jobs.store import job_table
 from core.registry import list_models
 from core.training import TrainConfig
 

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.home:
         os.environ["FER_STUDIO_HOME"] = str(args.home)
-    from core.registry import home_dir, list_models
+    from core.home import home_dir
+    from core.registry import list_models
 
     with tempfile.TemporaryDirectory(prefix="fer-screenshots-") as scratch:
         home = home_dir()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data import DatasetError, load_dataset, load_fer_csv
+from core.data import DatasetError, class_counts, load_dataset, load_fer_csv
 from core.labels import EMOTIONS, label_index
 
 
@@ -64,6 +64,22 @@ def test_fer_folder_tree(fer_folders: Path) -> None:
     assert len(train) == 6 * len(EMOTIONS)
     assert set(train.class_counts().values()) == {6}
     assert train.sources[0].startswith("angry/")
+
+
+def test_class_counts_agree_with_the_loaded_dataset(fer_folders: Path, tmp_path: Path) -> None:
+    happy = fer_folders / "train" / "happy"
+    (happy / "notes.txt").write_text("not an image")
+    (happy / "extra.png").write_bytes(next(happy.glob("*.png")).read_bytes())
+    counts = class_counts(fer_folders, "train")
+    assert counts == load_dataset(fer_folders, "train", use_cache=False).class_counts()
+    assert counts["happy"] == 7 and counts["angry"] == 6 and list(counts) == list(EMOTIONS)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="no emotion folders"):
+        class_counts(empty, "train")
+    (fer_folders / "val" / "grumpy").mkdir()
+    with pytest.raises(DatasetError, match="grumpy"):
+        class_counts(fer_folders, "val")
 
 
 def test_cache_is_used_and_invalidated(fer_folders: Path, isolated_home: Path) -> None:

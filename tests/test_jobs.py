@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.charts import training_curves
 from core.jobs import (
     JobError,
     JobStore,
@@ -30,8 +31,7 @@ from core.jobs import (
     worker,
     worker_pid,
 )
-from core.jobs.charts import job_table, training_curves
-from core.jobs.store import pid_alive
+from core.jobs.store import job_table, pid_alive
 from core.registry import list_models
 from core.training import TrainConfig
 from tests.conftest import write_fer_folders
@@ -285,11 +285,11 @@ def test_datasets_and_names_are_checked(data_root: Path, tmp_path: Path, capsys)
     assert [p.name for p in settings.dataset_choices()] == ["fer"]
 
 
-def test_settings_follow_the_registry_home(isolated_home: Path) -> None:
-    from core.registry import home_dir
+def test_jobs_and_trained_models_share_the_home(isolated_home: Path) -> None:
+    from core.registry import model_dirs
 
-    assert settings.home_dir() == home_dir() == isolated_home
     assert settings.jobs_dir() == isolated_home.resolve() / "jobs"
+    assert model_dirs()[-1] == isolated_home / "models"
 
 
 def test_job_figures_and_table() -> None:

@@ -110,9 +110,3 @@ def test_model_summary_reads_a_card() -> None:
     }
     summary = studio.model_summary(card)
     assert summary["scheme"] == "masked" and summary["epochs"] == 3 and summary["evaluations"] == 1
-
-
-def test_published_counts_match_fer2013() -> None:
-    assert sum(studio.FER2013_COUNTS["train"].values()) == 28709
-    assert sum(studio.FER2013_COUNTS["val"].values()) == 3589
-    assert set(studio.FER2013_COUNTS["train"]) == set(EMOTIONS)

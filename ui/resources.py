@@ -65,6 +65,14 @@ def explained(
     return add_saliency(analysis(data, keys, flip_tta), models(keys), cam_method, cam_class)
 
 
+@st.cache_data(show_spinner=False, ttl=ONE_HOUR)
+def class_counts(data: str, split: str | None) -> dict[str, int]:
+    """core.data.class_counts, re-read at most hourly."""
+    from core.data import class_counts as count
+
+    return count(data, split)
+
+
 @st.cache_data(show_spinner=False, max_entries=64, ttl=ONE_HOUR)
 def region_study(
     crop: np.ndarray,

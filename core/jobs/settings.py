@@ -1,6 +1,6 @@
 """Settings of the job system, all read from the environment at call time.
 
-FER_STUDIO_HOME        data folder; jobs live in $FER_STUDIO_HOME/jobs (see core.registry.home_dir)
+FER_STUDIO_HOME        data folder; jobs live in $FER_STUDIO_HOME/jobs (see core.home)
 FER_STUDIO_TRAINING    "off" (or 0/false/no) turns training off, e.g. for a public deployment
 FER_STUDIO_MAX_JOBS    trainings that may run at once (default 1); the rest wait in order
 FER_STUDIO_DATA_ROOTS  folders that datasets must lie in, separated by os.pathsep
@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.home import home_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 _OFF = {"off", "0", "false", "no", "disabled"}
 
@@ -24,11 +26,6 @@ class JobError(ValueError):
 
 class TrainingDisabled(JobError):
     """Training is turned off for this deployment."""
-
-
-def home_dir() -> Path:
-    """Same as core.registry.home_dir, without importing torch (the CLI's `jobs list` stays fast)."""
-    return Path(os.environ.get("FER_STUDIO_HOME", Path.home() / ".fer-studio"))
 
 
 def jobs_dir() -> Path:

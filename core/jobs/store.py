@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -328,3 +328,21 @@ class JobStore:
                             pid,
                         ),
                     )
+
+
+def job_table(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """One row per job for a table: id, name, status, progress (0..1), epochs, parameters, times."""
+    return [
+        {
+            "id": job.id,
+            "model": job.name,
+            "status": "cancelling" if job.cancel_requested and job.status == "running" else job.status,
+            "progress": job.progress,
+            "epochs": f"{job.epochs_done}/{job.epochs}",
+            "architecture": job.params.get("architecture"),
+            "scheme": job.params.get("scheme"),
+            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at)),
+            "error": job.error or "",
+        }
+        for job in jobs
+    ]

@@ -19,10 +19,10 @@ import threading
 import time
 from pathlib import Path
 
+from core.home import home_dir
 from core.jobs import queue
 from core.jobs.settings import (
     REPO_ROOT,
-    home_dir,
     jobs_dir,
     max_running,
     training_enabled,
