@@ -48,11 +48,27 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return layer
 
 
+def _drop_cam_alias(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load weights saved when `cam_layer` was a registered submodule (copies under `cam_layer.*`)."""
+    for key in [k for k in state_dict if k.startswith(f"{prefix}cam_layer.")]:
+        del state_dict[key]
+
+
+class CamNet(nn.Module):
+    """Base of the architectures. Each names its Grad-CAM layer with a `cam_layer` property,
+    not an attribute: an attribute would register the layer twice and save its weights twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_load_state_dict_pre_hook(_drop_cam_alias)
+
+
 def _conv_bn(in_ch: int, out_ch: int) -> list[nn.Module]:
     return [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
 
 
-class SeedCNN(nn.Module):
+class SeedCNN(CamNet):
     """The seed paper's small CNN: 8 conv layers (16-64-128-128-128-128-64-16), 3 FC layers."""
 
     def __init__(self, dropout: float = 0.3) -> None:
@@ -66,7 +82,6 @@ class SeedCNN(nn.Module):
             if i % 2 == 1:  # pool after every pair: 48 → 24 → 12 → 6 → 3
                 layers += [nn.MaxPool2d(2), nn.Dropout(dropout * 0.5)]
         self.features = nn.Sequential(*layers[:-2])
-        self.cam_layer = self.features[-1]
         self.pool = nn.AdaptiveMaxPool2d(3)  # 3x3 at 48x48 input, and any other size
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -79,11 +94,15 @@ class SeedCNN(nn.Module):
             nn.Linear(128, NUM_CLASSES),
         )
 
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.features[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(x)))
 
 
-class VGGNet(nn.Module):
+class VGGNet(CamNet):
     """VGG-style net: blocks of 3x3 conv+BN+ReLU, max-pool between blocks, global pooling."""
 
     def __init__(
@@ -105,7 +124,6 @@ class VGGNet(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             blocks.append(nn.Sequential(*layers))
         self.features = nn.Sequential(*blocks)
-        self.cam_layer = self.features[-1]
         self.classifier = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
@@ -116,11 +134,15 @@ class VGGNet(nn.Module):
             nn.Linear(hidden, NUM_CLASSES),
         )
 
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.features[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
-class ResNet18Gray(nn.Module):
+class ResNet18Gray(CamNet):
     """torchvision's ResNet-18 for 48x48 grayscale: 3x3 stem, no max-pool, 7 outputs."""
 
     def __init__(self, width: int = 64) -> None:
@@ -131,7 +153,10 @@ class ResNet18Gray(nn.Module):
         net.conv1 = nn.Conv2d(1, 64, 3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()
         self.net = net
-        self.cam_layer = net.layer4
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.net.layer4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -139,3 +139,17 @@ def test_unknown_method_is_refused(face_crop: np.ndarray) -> None:
 def test_every_architecture_names_a_cam_layer() -> None:
     for name in architectures():
         assert isinstance(cam_layer(create_model(name)), torch.nn.Module)
+
+
+@pytest.mark.parametrize("name", ["vgg", "resnet18"])
+def test_cam_layer_weights_are_saved_once_and_older_files_still_load(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name)
+    state = model.state_dict()
+    assert not any(key.startswith("cam_layer.") for key in state)
+    # Files saved before cam_layer became a property hold a second copy under cam_layer.*.
+    older = {**state, **{f"cam_layer.{k}": v for k, v in cam_layer(model).state_dict().items()}}
+    assert len(older) > len(state)
+    fresh = create_model(name)
+    fresh.load_state_dict(older)  # strict: an unexpected key would fail here
+    assert all(torch.equal(fresh.state_dict()[key], value) for key, value in state.items())
