@@ -51,11 +51,11 @@ def face_card(number: int, face: FaceResult, models: list[str], key: str) -> dic
     return slots
 
 
-def fill_saliency(slots: list[dict[str, Any]], result: Analysis) -> None:
+def fill_saliency(slots: list[dict[str, Any]], result: Analysis, heatmaps: list[dict[str, Any]]) -> None:
     """Draw each face's Grad-CAM overlays into the slots its card left."""
-    for face_slots, face in zip(slots, result.faces, strict=True):
+    for face_slots, face, maps in zip(slots, result.faces, heatmaps, strict=True):
         for name, slot in face_slots.items():
-            overlay = overlay_on_crop(face.crop, face.heatmaps[name])
+            overlay = overlay_on_crop(face.crop, maps[name])
             slot.image(enlarge(overlay), caption=f"Grad-CAM · {name}", width="stretch")
 
 
@@ -122,7 +122,7 @@ def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | N
         downloads(result, item, png_bytes(picture), key)
     slots = [face_card(number, face, models, key) for number, face in enumerate(result.faces, start=1)]
     if models:
-        fill_saliency(slots, resources.explained(item.data, keys, flip, method, target))
+        fill_saliency(slots, result, resources.heatmaps(item.data, keys, flip, method, target))
 
 
 st.title("Analyze")

@@ -58,11 +58,12 @@ def analysis(data: bytes, keys: ModelKeys, flip_tta: bool) -> Analysis:
 
 
 @st.cache_data(show_spinner=False, max_entries=8, ttl=ONE_HOUR)
-def explained(
+def heatmaps(
     data: bytes, keys: ModelKeys, flip_tta: bool, cam_method: str, cam_class: int | None
-) -> Analysis:
-    """analysis() with each model's saliency heatmaps added, cached the same way."""
-    return add_saliency(analysis(data, keys, flip_tta), models(keys), cam_method, cam_class)
+) -> list[dict[str, np.ndarray]]:
+    """Each face's saliency heatmap per model for analysis()'s faces, cached the same way."""
+    explained = add_saliency(analysis(data, keys, flip_tta), models(keys), cam_method, cam_class)
+    return [face.heatmaps for face in explained.faces]
 
 
 @st.cache_data(show_spinner=False, ttl=ONE_HOUR)
