@@ -122,7 +122,9 @@ def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | N
         downloads(result, item, png_bytes(picture), key)
     slots = [face_card(number, face, models, key) for number, face in enumerate(result.faces, start=1)]
     if models:
-        fill_saliency(slots, result, resources.heatmaps(item.data, keys, flip, method, target))
+        with st.spinner(f"Computing {method} for {len(result.faces)} face(s)…"):
+            heatmaps = resources.heatmaps(item.data, keys, flip, method, target)
+        fill_saliency(slots, result, heatmaps)
 
 
 st.title("Analyze")

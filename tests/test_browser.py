@@ -43,7 +43,7 @@ def test_upload_a_photo_and_see_every_result(
         wait_until_idle(driver)
         text = body_text(driver)
         assert "Face 1" in text and "Faces found" in text
-        assert "Grad-CAM" in text
+        assert "Grad-CAM · " in text and "Grad-CAM: computing" not in text, "the overlays replace their slots"
         assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]'), "the probability chart"
         assert len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDownloadButton"]')) == 3
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
