@@ -102,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
     def report(row: dict) -> None:
         print(
             f"epoch {row['epoch']:3d}  loss {row['train_loss']:.3f}  val acc {row['val_accuracy']:.4f}  "
-            f"macro-F1 {row['val_macro_f1']:.4f}  {row['images_per_second']:.0f} img/s",
+            f"macro-F1 {row['val_macro_f1']:.4f}  {row['images_per_second']:.0f} img/s  {row['seconds']:.1f} s",
             flush=True,
         )
 

@@ -86,7 +86,7 @@ def explain(
                 chosen = classes[start : start + batch_size]
                 targets = [ClassifierOutputTarget(int(c)) for c in chosen]
             maps.append(cam(input_tensor=inputs, targets=targets))
-            probabilities.append(torch.softmax(cam.outputs.detach(), dim=1).numpy())
+            probabilities.append(torch.softmax(cam.outputs.detach(), dim=1).cpu().numpy())
     heat = np.concatenate(maps).astype(np.float32)
     offset = centre_offset(model.preprocessing)
     if offset:
