@@ -292,9 +292,12 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from core.report import accuracy_table, per_class_chart
+    from core.report import accuracy_table, paired_summary, per_class_chart
 
     print(accuracy_table(args.models, args.evaluation))
+    paired = paired_summary(args.models, args.evaluation)
+    if paired:
+        print(f"\n{paired}")
     if args.chart:
         print(f"\nchart written to {per_class_chart(args.models, Path(args.chart), args.evaluation)}")
     return 0

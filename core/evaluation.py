@@ -81,6 +81,31 @@ def accuracy_interval(accuracy: float, count: int, z: float = 1.96) -> tuple[flo
     return (float(centre - half), float(centre + half))
 
 
+def paired_comparison(labels: np.ndarray, first: np.ndarray, second: np.ndarray) -> dict[str, Any]:
+    """Two models' predictions on the same faces: who is right where, and the exact McNemar test.
+
+    p_value is the two-sided exact binomial test on the faces exactly one model gets right:
+    the chance of a split at least this uneven if both models were equally accurate.
+    """
+    from scipy.stats import binomtest
+
+    labels, first, second = (np.asarray(a) for a in (labels, first, second))
+    if not labels.shape == first.shape == second.shape:
+        raise ValueError(f"shapes differ: labels {labels.shape}, {first.shape}, {second.shape}")
+    first_right, second_right = first == labels, second == labels
+    only_first = int((first_right & ~second_right).sum())
+    only_second = int((second_right & ~first_right).sum())
+    discordant = only_first + only_second
+    return {
+        "count": int(labels.size),
+        "both_right": int((first_right & second_right).sum()),
+        "only_first": only_first,
+        "only_second": only_second,
+        "both_wrong": int((~first_right & ~second_right).sum()),
+        "p_value": float(binomtest(only_first, discordant, 0.5).pvalue) if discordant else 1.0,
+    }
+
+
 def occlude(images: np.ndarray, region: str) -> np.ndarray:
     """A copy of 48x48 crops with a band of rows set to black."""
     if region not in OCCLUSIONS:
@@ -137,8 +162,12 @@ def evaluate_model(
     report = progress or (lambda fraction, text: None)
     passes = 1 + (1 + len(OCCLUSIONS) if occlusion else 0)
     report(0.0, f"classifying {len(faces)} faces")
-    metrics = classification_metrics(faces.labels, predict_dataset(model, faces, preprocessing))
+    probabilities = predict_dataset(model, faces, preprocessing)
+    metrics = classification_metrics(faces.labels, probabilities)
     metrics["accuracy_95ci"] = list(accuracy_interval(metrics["accuracy"], metrics["count"]))
+    # One digit per face, in dataset order: lets two models be compared face by face later.
+    metrics["labels"] = "".join(str(int(label)) for label in faces.labels)
+    metrics["predictions"] = "".join(str(int(p)) for p in probabilities.argmax(axis=1))
     if occlusion:
 
         def occlusion_step(fraction: float, text: str) -> None:

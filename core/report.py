@@ -65,6 +65,34 @@ def accuracy_table(names: list[str], key: str = DEFAULT_EVALUATION) -> str:
     return "\n".join(lines)
 
 
+def paired_summary(names: list[str], key: str = DEFAULT_EVALUATION) -> str | None:
+    """A sentence comparing two models face by face (exact McNemar test), or None when the
+    cards hold no per-face predictions for the same faces (evaluations recorded before they did).
+    """
+    import numpy as np
+
+    from core.evaluation import paired_comparison
+
+    if len(names) != 2:
+        return None
+    first, second = (recorded_evaluation(name, key) for name in names)
+    if "predictions" not in first or "predictions" not in second or first["labels"] != second["labels"]:
+        return None
+
+    def digits(text: str) -> np.ndarray:
+        return np.frombuffer(text.encode(), dtype=np.uint8) - ord("0")
+
+    result = paired_comparison(
+        digits(first["labels"]), digits(first["predictions"]), digits(second["predictions"])
+    )
+    return (
+        f"Face by face on {key} ({result['count']} faces): {names[1]} alone is right on "
+        f"{result['only_second']}, {names[0]} alone on {result['only_first']}, both on "
+        f"{result['both_right']}, neither on {result['both_wrong']}; exact McNemar test "
+        f"p = {result['p_value']:.2f} (below 0.05 would say the two differ)."
+    )
+
+
 def per_class_chart(names: list[str], path: Path, key: str = DEFAULT_EVALUATION) -> Path:
     """A PNG bar chart of per-class accuracy (recall), one bar per model and class."""
     import matplotlib

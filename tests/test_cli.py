@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.cli import main
+from core.registry import find_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -121,6 +123,13 @@ def test_report_table_and_chart(tiny_registry, fer_folders: Path, tmp_path: Path
     assert main(["report", "--models", *tiny_registry, "--evaluation", "fer/val", "--chart", str(chart)]) == 0
     table = capsys.readouterr().out
     assert "| tiny_a | baseline |" in table and "| tiny_b − tiny_a |" in table
+    paired = re.search(
+        r"tiny_b alone is right on (\d+), tiny_a alone on (\d+), both on (\d+), neither on (\d+)", table
+    )
+    count = json.loads(find_model("tiny_a").with_suffix(".json").read_text())["evaluations"]["fer/val"][
+        "count"
+    ]
+    assert paired and sum(int(n) for n in paired.groups()) == count and "McNemar" in table
     assert Image.open(chart).size[0] > 500
     assert main(["report", "--models", "tiny_a", "--evaluation", "other/val", "--chart", ""]) == 2
     assert "no recorded evaluation 'other/val'" in capsys.readouterr().err

@@ -8,7 +8,13 @@ import torch
 
 from core.architectures import create_model
 from core.data import FaceDataset
-from core.evaluation import accuracy_interval, classification_metrics, evaluate_model, occlude
+from core.evaluation import (
+    accuracy_interval,
+    classification_metrics,
+    evaluate_model,
+    occlude,
+    paired_comparison,
+)
 from tests.conftest import synthetic_faces
 
 
@@ -61,9 +67,29 @@ def test_evaluate_model_report_shape() -> None:
     model = create_model("seed_cnn").eval()
     report = evaluate_model(model, FaceDataset(images, labels, [""] * len(labels)))
     assert report["count"] == 28 and 0 <= report["accuracy"] <= 1
+    assert len(report["labels"]) == len(report["predictions"]) == 28 and set(report["predictions"]) <= set(
+        "0123456"
+    )
     assert set(report["occlusion"]) == {"clean", "eyes", "lower_face"}
     drop = report["occlusion"]["eyes"]["drop"]["all"]
     assert drop == pytest.approx(
         report["occlusion"]["clean"]["all"] - report["occlusion"]["eyes"]["accuracy"]["all"]
     )
     assert report["occlusion"]["clean"]["all"] == pytest.approx(report["accuracy"])
+
+
+def test_paired_comparison_counts_and_exact_mcnemar() -> None:
+    labels = np.zeros(10, dtype=int)
+    first = np.array([0] * 8 + [1] * 2)  # right on 8
+    second = np.array([0] * 2 + [3] * 8)  # right on the first 2 only
+    result = paired_comparison(labels, first, second)
+    assert (result["both_right"], result["only_first"], result["only_second"], result["both_wrong"]) == (
+        2,
+        6,
+        0,
+        2,
+    )
+    assert result["p_value"] == pytest.approx(2 * 0.5**6)  # 6 of 6 discordant faces on one side
+    assert paired_comparison(labels, first, first)["p_value"] == 1.0
+    with pytest.raises(ValueError, match="shapes differ"):
+        paired_comparison(labels, first[:5], second)
