@@ -62,6 +62,14 @@ def default_models() -> list[LoadedModel]:
     return models
 
 
+def shipped_architecture() -> tuple[str, dict[str, Any], int]:
+    """Architecture name, arguments and input size of the default baseline (or of the stand-in)."""
+    card = default_models()[0].card
+    if "architecture" in card:
+        return card["architecture"], card.get("arch_args", {}), int(card["preprocessing"]["input_size"])
+    return "vgg", {"widths": [32, 64, 128, 256]}, 40
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
@@ -98,13 +106,18 @@ def bench_pipeline(runs: int = 20) -> list[dict[str, Any]]:
 
 @torch.inference_mode()
 def bench_classifiers(seconds: float = 2.0) -> list[dict[str, Any]]:
-    """Faces per second at batch 1 and 64 for every architecture (48x48 input)."""
+    """Faces per second at batch 1 and 64 for every architecture (48x48 input) and the shipped one."""
+    arch, arch_args, size = shipped_architecture()
+    shipped = (f"{arch} {json.dumps(arch_args)} at {size}x{size} (shipped)", arch, arch_args, size)
     rows = []
-    for arch in architectures():
-        model = create_model(arch).eval().to(memory_format=torch.channels_last)
-        row: dict[str, Any] = {"architecture": arch, "parameters": sum(p.numel() for p in model.parameters())}
+    for label, name, kwargs, side in [*((a, a, {}, 48) for a in architectures()), shipped]:
+        model = create_model(name, **kwargs).eval().to(memory_format=torch.channels_last)
+        row: dict[str, Any] = {
+            "architecture": label,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
         for batch in (1, 64):
-            inputs = torch.randn(batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
+            inputs = torch.randn(batch, 1, side, side).contiguous(memory_format=torch.channels_last)
             model(inputs)
             count, started = 0, time.perf_counter()
             while time.perf_counter() - started < seconds:
@@ -124,20 +137,21 @@ def bench_training(images: int = 1536) -> list[dict[str, Any]]:
         rng.integers(0, 255, (images, 48, 48)).astype(np.uint8), rng.integers(0, 7, images), [""] * images
     )
     val = faces.subset(np.arange(64))
-    arch_args = {"widths": [32, 64, 128, 256]}
+    arch, arch_args, size = shipped_architecture()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         attention = save_model(
-            create_model("vgg", **arch_args),
-            {"architecture": "vgg", "arch_args": arch_args, "preprocessing": {"input_size": 40}},
+            create_model(arch, **arch_args),
+            {"architecture": arch, "arch_args": arch_args, "preprocessing": {"input_size": size}},
             "bench_attention",
             Path(tmp),
         )
         for scheme, mode in (("baseline", "random"), ("masked", "random"), ("masked", "expand")):
             config = TrainConfig(
                 data="generated",
-                architecture="vgg",
+                architecture=arch,
                 arch_args=arch_args,
+                input_size=size,
                 scheme=scheme,
                 mask_mode=mode,
                 attention_model=str(attention) if scheme == "masked" else None,
