@@ -66,17 +66,28 @@ def accuracy_table(names: list[str], key: str = DEFAULT_EVALUATION) -> str:
 
 
 def paired_summary(names: list[str], key: str = DEFAULT_EVALUATION) -> str | None:
-    """A sentence comparing two models face by face (exact McNemar test), or None when the
-    cards hold no per-face predictions for the same faces (evaluations recorded before they did).
+    """paired_sentence for two registered models' recorded evaluations under `key`."""
+    if len(names) != 2:
+        return None
+    first, second = (recorded_evaluation(name, key) for name in names)
+    return paired_sentence(first, second, names[0], names[1], key)
+
+
+def paired_sentence(
+    first: dict[str, Any], second: dict[str, Any], name_a: str, name_b: str, key: str
+) -> str | None:
+    """A sentence comparing two evaluations face by face (exact McNemar test), or None when they
+    hold no per-face predictions for the same faces (evaluations recorded before they did).
     """
     import numpy as np
 
     from core.evaluation import paired_comparison
 
-    if len(names) != 2:
-        return None
-    first, second = (recorded_evaluation(name, key) for name in names)
-    if "predictions" not in first or "predictions" not in second or first["labels"] != second["labels"]:
+    if (
+        "predictions" not in first
+        or "predictions" not in second
+        or first.get("labels") != second.get("labels")
+    ):
         return None
 
     def digits(text: str) -> np.ndarray:
@@ -86,8 +97,8 @@ def paired_summary(names: list[str], key: str = DEFAULT_EVALUATION) -> str | Non
         digits(first["labels"]), digits(first["predictions"]), digits(second["predictions"])
     )
     return (
-        f"Face by face on {key} ({result['count']} faces): {names[1]} alone is right on "
-        f"{result['only_second']}, {names[0]} alone on {result['only_first']}, both on "
+        f"Face by face on {key} ({result['count']} faces): {name_b} alone is right on "
+        f"{result['only_second']}, {name_a} alone on {result['only_first']}, both on "
         f"{result['both_right']}, neither on {result['both_wrong']}; exact McNemar test "
         f"p = {result['p_value']:.2f} (below 0.05 would say the two differ)."
     )

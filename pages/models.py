@@ -10,6 +10,7 @@ from core.charts import class_difference_chart, class_distribution_chart, confus
 from core.cli import DATA_DEFAULT
 from core.data import DatasetError
 from core.evaluation import OCCLUSIONS
+from core.report import paired_sentence
 from core.studio import (
     HOW_TO_GET_MODELS,
     evaluation_keys,
@@ -109,6 +110,9 @@ else:
                     key=f"confusion-{name}",
                 )
         if len(pair) == 2:
+            paired = paired_sentence(*(evaluations[name][key] for name in pair), *pair, key)
+            if paired:
+                st.caption(paired)
             metric = st.segmented_control(
                 "Per-class metric", ["recall", "precision", "f1"], default="recall", key="diff_metric"
             )

@@ -220,6 +220,7 @@ def test_models_page_shows_recorded_evaluations(tiny_registry: list[str], fer_fo
     # models summary, metrics table, per-class table x2
     assert len(app.dataframe) == 4
     assert len(app.expander) >= 3  # one card per model, and the evaluate form
+    assert any(c.value.startswith("Face by face on fer/val") and "McNemar" in c.value for c in app.caption)
 
 
 def test_models_page_evaluates_a_dataset_with_a_progress_bar(
