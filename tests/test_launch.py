@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,18 @@ def test_warm_up_failure_is_logged_not_raised(
     find_model("tiny_a").write_bytes(b"not a checkpoint")
     launch.warm_up()
     assert "warm-up stopped early" in capsys.readouterr().err
+
+
+def test_warm_up_thread_logs_no_script_run_context_warnings(
+    tiny_registry: list[str], empty_caches, caplog: pytest.LogCaptureFixture
+) -> None:
+    def warnings_from(thread_name: str) -> list[str]:
+        caplog.clear()
+        thread = threading.Thread(target=launch.warm_up, name=thread_name)
+        thread.start()
+        thread.join()
+        return [r.getMessage() for r in caplog.records if "missing ScriptRunContext" in r.getMessage()]
+
+    assert warnings_from(launch.WARM_UP_THREAD) == []
+    st.cache_resource.clear()
+    assert warnings_from("some-other-thread"), "other threads still warn"

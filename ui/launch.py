@@ -8,11 +8,22 @@ visitor's page run. Arguments pass on to `streamlit run`.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
+WARM_UP_THREAD = "warm-up"
+# Streamlit warns "missing ScriptRunContext" for each cached call made outside a page run.
+_CONTEXT_LOGGER = "streamlit.runtime.scriptrunner_utils.script_run_context"
+
+
+class _SkipWarmUpThread(logging.Filter):
+    """Drops the warm-up thread's records: its calls are outside a page run on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != WARM_UP_THREAD
 
 
 def warm_up() -> None:
@@ -21,6 +32,9 @@ def warm_up() -> None:
     They land in Streamlit's resource cache, shared by every session, where the first page
     run finds them. A failure here is only logged: the page then meets it and explains it.
     """
+    context_logger = logging.getLogger(_CONTEXT_LOGGER)
+    if not any(isinstance(f, _SkipWarmUpThread) for f in context_logger.filters):
+        context_logger.addFilter(_SkipWarmUpThread())
     try:
         import core.charts  # noqa: F401
         from core.registry import list_models
@@ -35,7 +49,7 @@ def warm_up() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=warm_up, name=WARM_UP_THREAD, daemon=True).start()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), *(argv if argv is not None else sys.argv[1:])]
