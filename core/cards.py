@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from core.architectures import create_model
-from core.data import load_dataset
+from core.data import FaceDataset, load_dataset
 from core.evaluation import evaluate_model
 from core.preprocess import DEFAULT_PREPROCESSING
 from core.registry import find_model, load_model, save_model
@@ -86,13 +87,36 @@ def register_run(run_dir: Path, name: str, directory: Path | None = None, comman
     return path
 
 
+def region_maps_from(model_name: str, faces: FaceDataset) -> np.ndarray:
+    """The attention regions of labelled faces by a registered model (core.regions.dataset_regions)."""
+    from core.regions import dataset_regions
+
+    return dataset_regions(load_model(model_name), faces.images, faces.labels)
+
+
 def evaluate_and_record(
-    model_name: str, data: str, split: str | None = "val", occlusion: bool = True
+    model_name: str,
+    data: str,
+    split: str | None = "val",
+    occlusion: bool = True,
+    regions_from: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a registered model on a dataset and store the result in its card under `evaluations`."""
+    """Evaluate a registered model on a dataset and store the result in its card under `evaluations`.
+
+    regions_from names a registered model whose attention regions are removed one at a time
+    (the region_removal test); use the same one for every model you compare.
+    """
     model = load_model(model_name)
     faces = load_dataset(data, split)
-    result = evaluate_model(model.module, faces, model.preprocessing, occlusion=occlusion)
+    result = evaluate_model(
+        model.module,
+        faces,
+        model.preprocessing,
+        occlusion=occlusion,
+        region_maps=region_maps_from(regions_from, faces) if regions_from else None,
+    )
+    if regions_from:
+        result["region_removal_from"] = Path(regions_from).stem
     result["data"] = str(data)
     result["split"] = split
     card_path = find_model(model_name).with_suffix(".json")

@@ -151,33 +151,32 @@ def class_distribution_chart(counts: Mapping[str, Mapping[str, int]], title: str
     return _layout(figure, title, 300, barmode="group", yaxis={"title": "images"})
 
 
-def occlusion_chart(reports: Mapping[str, Mapping[str, Any]]) -> go.Figure:
-    """Recall lost per class when the eyes or the lower face are covered, per model (points).
+def occlusion_chart(
+    reports: Mapping[str, Mapping[str, Any]],
+    title: str = "Recall lost when a region is covered (points)",
+) -> go.Figure:
+    """Recall lost per class when each region is covered, per model (points).
 
-    `reports` maps a model name to the "occlusion" part of an evaluation
-    (core.evaluation.occlusion_report): {"clean": ..., region: {"drop": {class: drop}}}.
+    `reports` maps a model name to the "occlusion" (or "region_removal") part of an evaluation
+    (core.evaluation): {"clean": ..., region: {"drop": {class: drop}}}.
     """
     figure = go.Figure()
     classes = [*EMOTIONS, "all"]
+    patterns = ("", "/", "x", ".", "+")
     for index, (name, report) in enumerate(reports.items()):
         regions = [r for r in report if r != "clean"]
         for region_number, region in enumerate(regions):
             drops = [100 * float(report[region]["drop"].get(c, float("nan"))) for c in classes]
+            label = REGION_NAMES.get(region, region.replace("_", " ") + " removed")
             figure.add_bar(
                 x=classes,
                 y=drops,
-                name=f"{name}: {REGION_NAMES.get(region, region)}",
+                name=f"{name}: {label}",
                 marker_color=model_colour(index),
-                marker_pattern_shape="" if region_number == 0 else "/",
+                marker_pattern_shape=patterns[region_number % len(patterns)],
                 hovertemplate="%{x}: %{y:.1f} points lost<extra>" + name + "</extra>",
             )
-    return _layout(
-        figure,
-        "Recall lost when a region is covered (points)",
-        340,
-        barmode="group",
-        yaxis={"title": "points lost"},
-    )
+    return _layout(figure, title, 340, barmode="group", yaxis={"title": "points lost"})
 
 
 def region_removal_chart(

@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--detect-faces", action="store_true", help="run face detection on full photos first"
     )
     evaluate.add_argument("--no-occlusion", action="store_true", help="skip the occlusion test")
+    evaluate.add_argument(
+        "--regions-from",
+        default=None,
+        help="registered model whose attention regions (k-means, n=3) are removed one at a time",
+    )
     evaluate.add_argument("--record", action="store_true", help="store the result in the model card")
     evaluate.add_argument("--json", action="store_true")
 
@@ -188,7 +193,7 @@ def _print_table(source: str, analysis) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from core.cards import evaluate_and_record
+    from core.cards import evaluate_and_record, region_maps_from
     from core.data import load_dataset
     from core.evaluation import evaluate_model
     from core.labels import EMOTIONS
@@ -197,7 +202,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.record:
         if args.detect_faces:
             raise ValueError("--record works with face crops only (no --detect-faces)")
-        result = evaluate_and_record(args.model, args.data, args.split, occlusion=not args.no_occlusion)
+        result = evaluate_and_record(
+            args.model, args.data, args.split, not args.no_occlusion, args.regions_from
+        )
     else:
         model = load_model(args.model)
         cropper = None
@@ -207,7 +214,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             detector = FaceDetector()
             cropper = lambda image: largest_face_crop(detector, image)  # noqa: E731
         faces = load_dataset(args.data, args.split, face_cropper=cropper)
-        result = evaluate_model(model.module, faces, model.preprocessing, occlusion=not args.no_occlusion)
+        region_maps = region_maps_from(args.regions_from, faces) if args.regions_from else None
+        result = evaluate_model(
+            model.module, faces, model.preprocessing, not args.no_occlusion, region_maps=region_maps
+        )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -223,6 +233,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if "occlusion" in result:
         for region in ("eyes", "lower_face"):
             print(f"accuracy with {region} covered: {result['occlusion'][region]['accuracy']['all']:.4f}")
+    for region, entry in result.get("region_removal", {}).items():
+        if region != "clean":
+            print(f"accuracy without attention {region.replace('_', ' ')}: {entry['accuracy']['all']:.4f}")
     return 0
 
 
@@ -292,12 +305,12 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from core.report import accuracy_table, paired_summary, per_class_chart
+    from core.report import accuracy_table, paired_summary, per_class_chart, region_table
 
     print(accuracy_table(args.models, args.evaluation))
-    paired = paired_summary(args.models, args.evaluation)
-    if paired:
-        print(f"\n{paired}")
+    for extra in (paired_summary(args.models, args.evaluation), region_table(args.models, args.evaluation)):
+        if extra:
+            print(f"\n{extra}")
     if args.chart:
         print(f"\nchart written to {per_class_chart(args.models, Path(args.chart), args.evaluation)}")
     return 0

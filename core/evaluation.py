@@ -116,6 +116,39 @@ def occlude(images: np.ndarray, region: str) -> np.ndarray:
     return covered
 
 
+def _recalls(
+    model: nn.Module, images: np.ndarray, labels: np.ndarray, preprocessing: dict | None
+) -> dict[str, float]:
+    """Recall per class and overall accuracy ("all") of a model on faces."""
+    predictions = predict_dataset(model, images, preprocessing).argmax(axis=1)
+    result = {}
+    for i, name in enumerate(EMOTIONS):
+        mask = labels == i
+        result[name] = float((predictions[mask] == i).mean()) if mask.any() else float("nan")
+    result["all"] = float((predictions == labels).mean())
+    return result
+
+
+def _covered_report(
+    model: nn.Module,
+    faces: FaceDataset,
+    variants: dict[str, Callable[[], np.ndarray]],
+    preprocessing: dict | None,
+    progress: Callable[[float, str], None] | None,
+) -> dict[str, Any]:
+    """Recall on clean faces and on each covered variant, and the drop each one causes."""
+    step = progress or (lambda fraction, text: None)
+    passes = 1 + len(variants)
+    step(0.0, "clean faces")
+    clean = _recalls(model, faces.images, faces.labels, preprocessing)
+    report: dict[str, Any] = {"clean": clean}
+    for number, (name, make_images) in enumerate(variants.items(), start=1):
+        step(number / passes, name.replace("_", " "))
+        covered = _recalls(model, make_images(), faces.labels, preprocessing)
+        report[name] = {"accuracy": covered, "drop": {k: clean[k] - covered[k] for k in clean}}
+    return report
+
+
 def occlusion_report(
     model: nn.Module,
     faces: FaceDataset,
@@ -127,25 +160,32 @@ def occlusion_report(
     `progress(fraction, text)`, when given, is called before each pass over the faces.
     """
 
-    def recalls(images: np.ndarray) -> dict[str, float]:
-        predictions = predict_dataset(model, images, preprocessing).argmax(axis=1)
-        result = {}
-        for i, name in enumerate(EMOTIONS):
-            mask = faces.labels == i
-            result[name] = float((predictions[mask] == i).mean()) if mask.any() else float("nan")
-        result["all"] = float((predictions == faces.labels).mean())
-        return result
+    def occlusion_step(fraction: float, text: str) -> None:
+        if progress is not None:
+            progress(fraction, f"occlusion test: {text}" + (" covered" if fraction else ""))
 
-    step = progress or (lambda fraction, text: None)
-    passes = 1 + len(OCCLUSIONS)
-    step(0.0, "occlusion test: clean faces")
-    clean = recalls(faces.images)
-    report: dict[str, Any] = {"clean": clean}
-    for number, region in enumerate(OCCLUSIONS, start=1):
-        step(number / passes, f"occlusion test: {region.replace('_', ' ')} covered")
-        covered = recalls(occlude(faces.images, region))
-        report[region] = {"accuracy": covered, "drop": {k: clean[k] - covered[k] for k in clean}}
-    return report
+    variants = {region: (lambda r=region: occlude(faces.images, r)) for region in OCCLUSIONS}
+    return _covered_report(model, faces, variants, preprocessing, occlusion_step)
+
+
+def region_removal_report(
+    model: nn.Module,
+    faces: FaceDataset,
+    region_maps: np.ndarray,
+    preprocessing: dict | None = None,
+) -> dict[str, Any]:
+    """Per-class recall on clean faces and with each attention region blacked out (the seed
+    paper's clusters: `region_maps` (N, 48, 48) from core.regions.dataset_regions, region 0
+    the most attended), under keys region_1, region_2, ….
+    """
+    region_maps = np.asarray(region_maps)
+    if region_maps.shape != faces.images.shape:
+        raise ValueError(f"region maps {region_maps.shape} and faces {faces.images.shape} differ in shape")
+    variants = {
+        f"region_{k + 1}": (lambda k=k: np.where(region_maps == k, 0, faces.images).astype(np.uint8))
+        for k in range(int(region_maps.max()) + 1)
+    }
+    return _covered_report(model, faces, variants, preprocessing, None)
 
 
 def evaluate_model(
@@ -154,8 +194,10 @@ def evaluate_model(
     preprocessing: dict | None = None,
     occlusion: bool = True,
     progress: Callable[[float, str], None] | None = None,
+    region_maps: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Full evaluation as a JSON-ready dict: metrics, 95 % interval and occlusion test.
+    """Full evaluation as a JSON-ready dict: metrics, 95 % interval, occlusion test and, given
+    `region_maps`, the attention-region removal test (region_removal_report).
 
     `progress(fraction, text)`, when given, is called before each pass over the faces and at the end.
     """
@@ -174,5 +216,8 @@ def evaluate_model(
             report((1 + fraction * (passes - 1)) / passes, text)
 
         metrics["occlusion"] = occlusion_report(model, faces, preprocessing, occlusion_step)
+    if region_maps is not None:
+        report(1.0, "attention regions removed one at a time")
+        metrics["region_removal"] = region_removal_report(model, faces, region_maps, preprocessing)
     report(1.0, "done")
     return metrics

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.clusters import ALPHA, DEFAULT_CLUSTERS, LAMBDA, cluster_attention, remove_cluster
+from core.clusters import ALPHA, DEFAULT_CLUSTERS, LAMBDA, cluster_attention, cluster_each, remove_cluster
 from core.labels import EMOTIONS
 from core.predict import predict_many
 from core.registry import LoadedModel
@@ -84,6 +84,21 @@ def study_regions(
     masked = np.stack([remove_cluster(crop, cluster_map, k) for k in range(n_clusters)])
     probabilities = predict_many(list(models), np.concatenate([crop[None], masked]))
     return RegionStudy(crop, attention, cluster_map, masked, probabilities, attention_model.name)
+
+
+def dataset_regions(
+    attention_model: LoadedModel,
+    crops: np.ndarray,
+    labels: np.ndarray,
+    n_clusters: int = DEFAULT_CLUSTERS,
+    cam_method: str = "gradcam",
+    seed: int = 0,
+) -> np.ndarray:
+    """Region maps (N, 48, 48) of labelled crops, as the masked training makes them: each face
+    clustered by `attention_model`'s Grad-CAM for its true class, region 0 the most attended.
+    """
+    attention = attention_maps(attention_model, crops, labels, method=cam_method)
+    return cluster_each(attention, n_clusters, seed)
 
 
 def colour_regions(crop: np.ndarray, cluster_map: np.ndarray, weight: float = 0.45) -> np.ndarray:

@@ -65,6 +65,28 @@ def accuracy_table(names: list[str], key: str = DEFAULT_EVALUATION) -> str:
     return "\n".join(lines)
 
 
+def region_table(names: list[str], key: str = DEFAULT_EVALUATION) -> str | None:
+    """Markdown: each model's accuracy on whole faces and with each attention region removed,
+    or None unless every model's evaluation holds a region_removal test from the same model.
+    """
+    results = [recorded_evaluation(name, key) for name in names]
+    sources = {result.get("region_removal_from") for result in results}
+    if len(sources) != 1 or None in sources:
+        return None
+    regions = [r for r in results[0]["region_removal"] if r != "clean"]
+    header = ["model", "whole face", *(f"without {r.replace('_', ' ')}" for r in regions)]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for name, result in zip(names, results, strict=True):
+        removal = result["region_removal"]
+        cells = [f"{removal['clean']['all']:.1%}", *(f"{removal[r]['accuracy']['all']:.1%}" for r in regions)]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    source = sources.pop()
+    return (
+        "\n".join(lines)
+        + f"\n\nRegions: k-means (n={len(regions)}) of {source}'s Grad-CAM for the true class; region 1 is the most attended."
+    )
+
+
 def paired_summary(names: list[str], key: str = DEFAULT_EVALUATION) -> str | None:
     """paired_sentence for two registered models' recorded evaluations under `key`."""
     if len(names) != 2:

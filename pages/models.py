@@ -134,6 +134,20 @@ else:
             st.caption(
                 f"Rows of the 48x48 face blacked out ({bands}); the lower face is like a drawn-on mask."
             )
+        removals = {
+            name: evaluations[name][key]["region_removal"]
+            for name in pair
+            if "region_removal" in evaluations[name][key]
+        }
+        if removals:
+            title = "Recall lost when an attention region is removed (points)"
+            st.plotly_chart(occlusion_chart(removals, title), key="region_removal")
+            sources = sorted({str(evaluations[name][key].get("region_removal_from")) for name in removals})
+            st.caption(
+                f"Regions: k-means (n=3) of {' and '.join(sources)}'s Grad-CAM for the true class, "
+                "region 1 the most attended: the regions the cluster-masked training removes "
+                "(`python -m core evaluate ... --record --regions-from MODEL`)."
+            )
 
 st.subheader("Data")
 try:

@@ -221,6 +221,13 @@ def test_models_page_shows_recorded_evaluations(tiny_registry: list[str], fer_fo
     assert len(app.dataframe) == 4
     assert len(app.expander) >= 3  # one card per model, and the evaluate form
     assert any(c.value.startswith("Face by face on fer/val") and "McNemar" in c.value for c in app.caption)
+    for name in tiny_registry:
+        evaluate_and_record(name, str(fer_folders), "val", occlusion=False, regions_from=tiny_registry[0])
+    app = open_page("pages/models.py")
+    no_errors(app)
+    # the occlusion chart gives way to the attention-region one (occlusion=False above)
+    assert len(app.get("plotly_chart")) == 5
+    assert any(c.value.startswith(f"Regions: k-means (n=3) of {tiny_registry[0]}'s") for c in app.caption)
 
 
 def test_models_page_evaluates_a_dataset_with_a_progress_bar(

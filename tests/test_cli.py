@@ -130,6 +130,15 @@ def test_report_table_and_chart(tiny_registry, fer_folders: Path, tmp_path: Path
         "count"
     ]
     assert paired and sum(int(n) for n in paired.groups()) == count and "McNemar" in table
+    assert "without region 1" not in table  # no region test recorded yet
+    for name in tiny_registry:
+        argv = ["evaluate", "--model", name, "--data", str(fer_folders), "--split", "val", "--record"]
+        assert main([*argv, "--no-occlusion", "--regions-from", tiny_registry[0]]) == 0
+    assert "accuracy without attention region 1" in capsys.readouterr().out
+    assert main(["report", "--models", *tiny_registry, "--evaluation", "fer/val", "--chart", ""]) == 0
+    table = capsys.readouterr().out
+    assert "| model | whole face | without region 1 | without region 2 | without region 3 |" in table
+    assert f"of {tiny_registry[0]}'s Grad-CAM for the true class" in table
     assert Image.open(chart).size[0] > 500
     assert main(["report", "--models", "tiny_a", "--evaluation", "other/val", "--chart", ""]) == 2
     assert "no recorded evaluation 'other/val'" in capsys.readouterr().err

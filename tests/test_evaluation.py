@@ -14,6 +14,8 @@ from core.evaluation import (
     evaluate_model,
     occlude,
     paired_comparison,
+    predict_dataset,
+    region_removal_report,
 )
 from tests.conftest import synthetic_faces
 
@@ -93,3 +95,21 @@ def test_paired_comparison_counts_and_exact_mcnemar() -> None:
     assert paired_comparison(labels, first, first)["p_value"] == 1.0
     with pytest.raises(ValueError, match="shapes differ"):
         paired_comparison(labels, first[:5], second)
+
+
+def test_region_removal_blacks_out_each_region_in_turn() -> None:
+    torch.manual_seed(0)
+    images, labels = synthetic_faces(4)
+    faces = FaceDataset(images, labels, [""] * len(labels))
+    model = create_model("seed_cnn").eval()
+    maps = np.zeros(images.shape, np.uint8)
+    maps[:, 24:, :] = 1  # region 1: the top half, region 2: the bottom half
+    report = region_removal_report(model, faces, maps)
+    assert set(report) == {"clean", "region_1", "region_2"}
+    top_removed = images.copy()
+    top_removed[:, :24] = 0
+    expected = float((predict_dataset(model, top_removed).argmax(axis=1) == labels).mean())
+    assert report["region_1"]["accuracy"]["all"] == pytest.approx(expected)
+    assert report["region_1"]["drop"]["all"] == pytest.approx(report["clean"]["all"] - expected)
+    with pytest.raises(ValueError, match="differ in shape"):
+        region_removal_report(model, faces, maps[:3])

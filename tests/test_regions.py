@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.clusters import cluster_attention
 from core.faces import crop_face
-from core.regions import REGION_COLOURS, colour_regions, region_label, study_regions
+from core.regions import REGION_COLOURS, colour_regions, dataset_regions, region_label, study_regions
 from core.registry import load_model
+from core.saliency import attention_maps
 
 
 @pytest.fixture
@@ -49,3 +51,13 @@ def test_colour_regions_tints_each_region() -> None:
 def test_region_label_names_number_and_colour() -> None:
     assert region_label(0) == "region 1 (red)"
     assert region_label(2) == "region 3 (green)"
+
+
+def test_dataset_regions_clusters_each_face_by_its_true_class(tiny_registry, face_crop) -> None:
+    model = load_model(tiny_registry[0])
+    crops = np.stack([face_crop, face_crop[:, ::-1], np.roll(face_crop, 5, axis=0)])
+    labels = np.array([3, 0, 5])
+    maps = dataset_regions(model, crops, labels, n_clusters=3)
+    assert maps.shape == (3, 48, 48) and maps.dtype == np.uint8 and set(np.unique(maps)) <= {0, 1, 2}
+    second = attention_maps(model, crops[1:2], labels[1:2])[0]  # class 0, not the predicted one
+    assert np.array_equal(maps[1], cluster_attention(second, 3))
