@@ -49,10 +49,15 @@ def sample_photos() -> dict[str, bytes]:
     return photos
 
 
+def _default_names() -> list[str]:
+    """The app's two default model names, or fewer when fewer are registered."""
+    names = [c["name"] for c in list_models()]
+    return [n for n in ("baseline", "masked") if n in names] or names[:2]
+
+
 def default_models() -> list[LoadedModel]:
     """The app's two default models, or two random ones when none are registered."""
-    names = [c["name"] for c in list_models()]
-    chosen = [n for n in ("baseline", "masked") if n in names] or names[:2]
+    chosen = _default_names()
     if len(chosen) == 2:
         return [load_model(n) for n in chosen]
     models = []
@@ -63,9 +68,11 @@ def default_models() -> list[LoadedModel]:
 
 
 def shipped_architecture() -> tuple[str, dict[str, Any], int]:
-    """Architecture name, arguments and input size of the default baseline (or of the stand-in)."""
-    card = default_models()[0].card
-    if "architecture" in card:
+    """Architecture name, arguments and input size of the default baseline (or of the stand-in),
+    read from its card without loading weights."""
+    chosen = _default_names()
+    if len(chosen) == 2:
+        card = next(c for c in list_models() if c["name"] == chosen[0])
         return card["architecture"], card.get("arch_args", {}), int(card["preprocessing"]["input_size"])
     return "vgg", {"widths": [32, 64, 128, 256]}, 40
 

@@ -116,11 +116,8 @@ def occlude(images: np.ndarray, region: str) -> np.ndarray:
     return covered
 
 
-def _recalls(
-    model: nn.Module, images: np.ndarray, labels: np.ndarray, preprocessing: dict | None
-) -> dict[str, float]:
-    """Recall per class and overall accuracy ("all") of a model on faces."""
-    predictions = predict_dataset(model, images, preprocessing).argmax(axis=1)
+def _recalls(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Recall per class and overall accuracy ("all") of predicted classes."""
     result = {}
     for i, name in enumerate(EMOTIONS):
         mask = labels == i
@@ -132,20 +129,25 @@ def _recalls(
 def _covered_report(
     model: nn.Module,
     faces: FaceDataset,
-    variants: dict[str, Callable[[], np.ndarray]],
+    variants: dict[str, tuple[str, Callable[[], np.ndarray]]],
     preprocessing: dict | None,
-    progress: Callable[[float, str], None] | None,
+    clean: dict[str, float] | None,
+    on_pass: Callable[[str], None] | None,
 ) -> dict[str, Any]:
-    """Recall on clean faces and on each covered variant, and the drop each one causes."""
-    step = progress or (lambda fraction, text: None)
-    passes = 1 + len(variants)
-    step(0.0, "clean faces")
-    clean = _recalls(model, faces.images, faces.labels, preprocessing)
-    report: dict[str, Any] = {"clean": clean}
-    for number, (name, make_images) in enumerate(variants.items(), start=1):
-        step(number / passes, name.replace("_", " "))
-        covered = _recalls(model, make_images(), faces.labels, preprocessing)
-        report[name] = {"accuracy": covered, "drop": {k: clean[k] - covered[k] for k in clean}}
+    """Recall on clean faces (given, or measured here) and on each covered variant, and the drop.
+
+    variants maps a report key to (a progress text, a function making the covered faces).
+    """
+
+    def recalls(images: np.ndarray) -> dict[str, float]:
+        return _recalls(predict_dataset(model, images, preprocessing).argmax(axis=1), faces.labels)
+
+    report: dict[str, Any] = {"clean": clean if clean is not None else recalls(faces.images)}
+    for key, (text, make_images) in variants.items():
+        if on_pass is not None:
+            on_pass(text)
+        covered = recalls(make_images())
+        report[key] = {"accuracy": covered, "drop": {k: report["clean"][k] - covered[k] for k in covered}}
     return report
 
 
@@ -153,19 +155,22 @@ def occlusion_report(
     model: nn.Module,
     faces: FaceDataset,
     preprocessing: dict | None = None,
-    progress: Callable[[float, str], None] | None = None,
+    clean: dict[str, float] | None = None,
+    on_pass: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Per-class recall on clean faces and with each occlusion, and the drop it causes.
 
-    `progress(fraction, text)`, when given, is called before each pass over the faces.
+    `clean` (recalls on the uncovered faces) saves a pass when the caller has them;
+    `on_pass(text)`, when given, is called before each pass over covered faces.
     """
-
-    def occlusion_step(fraction: float, text: str) -> None:
-        if progress is not None:
-            progress(fraction, f"occlusion test: {text}" + (" covered" if fraction else ""))
-
-    variants = {region: (lambda r=region: occlude(faces.images, r)) for region in OCCLUSIONS}
-    return _covered_report(model, faces, variants, preprocessing, occlusion_step)
+    variants = {
+        region: (
+            f"occlusion test: {region.replace('_', ' ')} covered",
+            lambda r=region: occlude(faces.images, r),
+        )
+        for region in OCCLUSIONS
+    }
+    return _covered_report(model, faces, variants, preprocessing, clean, on_pass)
 
 
 def region_removal_report(
@@ -173,19 +178,25 @@ def region_removal_report(
     faces: FaceDataset,
     region_maps: np.ndarray,
     preprocessing: dict | None = None,
+    clean: dict[str, float] | None = None,
+    on_pass: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Per-class recall on clean faces and with each attention region blacked out (the seed
     paper's clusters: `region_maps` (N, 48, 48) from core.regions.dataset_regions, region 0
-    the most attended), under keys region_1, region_2, ….
+    the most attended), under keys region_1, region_2, …; `clean` and `on_pass` as in
+    occlusion_report.
     """
     region_maps = np.asarray(region_maps)
     if region_maps.shape != faces.images.shape:
         raise ValueError(f"region maps {region_maps.shape} and faces {faces.images.shape} differ in shape")
     variants = {
-        f"region_{k + 1}": (lambda k=k: np.where(region_maps == k, 0, faces.images).astype(np.uint8))
+        f"region_{k + 1}": (
+            f"region test: region {k + 1} removed",
+            lambda k=k: np.where(region_maps == k, 0, faces.images).astype(np.uint8),
+        )
         for k in range(int(region_maps.max()) + 1)
     }
-    return _covered_report(model, faces, variants, preprocessing, None)
+    return _covered_report(model, faces, variants, preprocessing, clean, on_pass)
 
 
 def evaluate_model(
@@ -202,22 +213,30 @@ def evaluate_model(
     `progress(fraction, text)`, when given, is called before each pass over the faces and at the end.
     """
     report = progress or (lambda fraction, text: None)
-    passes = 1 + (1 + len(OCCLUSIONS) if occlusion else 0)
+    covered_passes = (len(OCCLUSIONS) if occlusion else 0) + (
+        int(np.max(region_maps)) + 1 if region_maps is not None else 0
+    )
+    done = 0
+
+    def next_pass(text: str) -> None:
+        nonlocal done
+        done += 1
+        report(done / (1 + covered_passes), text)
+
     report(0.0, f"classifying {len(faces)} faces")
     probabilities = predict_dataset(model, faces, preprocessing)
+    predictions = probabilities.argmax(axis=1)
     metrics = classification_metrics(faces.labels, probabilities)
     metrics["accuracy_95ci"] = list(accuracy_interval(metrics["accuracy"], metrics["count"]))
     # One digit per face, in dataset order: lets two models be compared face by face later.
     metrics["labels"] = "".join(str(int(label)) for label in faces.labels)
-    metrics["predictions"] = "".join(str(int(p)) for p in probabilities.argmax(axis=1))
+    metrics["predictions"] = "".join(str(int(p)) for p in predictions)
+    clean = _recalls(predictions, faces.labels)
     if occlusion:
-
-        def occlusion_step(fraction: float, text: str) -> None:
-            report((1 + fraction * (passes - 1)) / passes, text)
-
-        metrics["occlusion"] = occlusion_report(model, faces, preprocessing, occlusion_step)
+        metrics["occlusion"] = occlusion_report(model, faces, preprocessing, clean, next_pass)
     if region_maps is not None:
-        report(1.0, "attention regions removed one at a time")
-        metrics["region_removal"] = region_removal_report(model, faces, region_maps, preprocessing)
+        metrics["region_removal"] = region_removal_report(
+            model, faces, region_maps, preprocessing, clean, next_pass
+        )
     report(1.0, "done")
     return metrics

@@ -32,7 +32,7 @@ from core.labels import NUM_CLASSES
 from core.preprocess import DEFAULT_PREPROCESSING, to_tensor
 
 SCHEMES = ("baseline", "masked")
-CLUSTER_CHUNK = 2000  # faces per k-means chunk: should_stop is polled between chunks
+CLUSTER_CHUNK = 2000  # faces per attention-and-k-means chunk: should_stop is polled between chunks
 MASK_MODES = ("random", "expand")
 
 
@@ -352,10 +352,12 @@ def _cluster_maps(
 ) -> np.ndarray:
     """Per-image or dataset-level cluster maps from the baseline's attention, cached in the run.
 
-    Per image this is one k-means per face (about 30 ms each on one core), spread over the
-    machine's cores in chunks, with a progress bar and should_stop polled between chunks.
+    Per image this is core.regions.dataset_regions (Grad-CAM, then one k-means per face, about
+    30 ms each on one core, spread over the cores) in chunks, with a progress bar and
+    should_stop polled between chunks.
     """
-    from core.clusters import cluster_attention, cluster_each, dataset_attention
+    from core.clusters import cluster_attention, dataset_attention
+    from core.regions import dataset_regions
     from core.registry import load_model
     from core.saliency import attention_maps
 
@@ -365,18 +367,24 @@ def _cluster_maps(
             return stored["maps"]
     baseline = load_model(config.attention_model)
     baseline.module.to(device)  # Grad-CAM runs where the model is
-    attention = attention_maps(baseline, faces.images, faces.labels, method=config.cam_method)
     if config.cluster_scope == "dataset":
+        attention = attention_maps(baseline, faces.images, faces.labels, method=config.cam_method)
         maps = cluster_attention(dataset_attention(attention), config.clusters, seed=config.seed)
     else:
         chunks = []
-        for start in tqdm(
-            range(0, len(attention), CLUSTER_CHUNK), desc="clusters", leave=False, disable=None
-        ):
+        for start in tqdm(range(0, len(faces), CLUSTER_CHUNK), desc="clusters", leave=False, disable=None):
             if should_stop is not None and should_stop():
                 raise StopRequested("stopped while computing cluster maps")
+            part = slice(start, start + CLUSTER_CHUNK)
             chunks.append(
-                cluster_each(attention[start : start + CLUSTER_CHUNK], config.clusters, config.seed)
+                dataset_regions(
+                    baseline,
+                    faces.images[part],
+                    faces.labels[part],
+                    config.clusters,
+                    config.cam_method,
+                    config.seed,
+                )
             )
         maps = np.concatenate(chunks)
     np.savez_compressed(cache, maps=maps.astype(np.uint8))
