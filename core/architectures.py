@@ -1,12 +1,15 @@
 """Classifier architectures for 48x48 grayscale faces, registered by name.
 
 `create_model(name, **kwargs)` is the only way to build one; each architecture also
-names the layer Grad-CAM should look at (`cam_layer`).
+names the layer Grad-CAM should look at (`cam_layer`) and bounds the arguments it takes
+(`check_arch_args`, which refuses oversized nets without building them).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,14 +18,55 @@ from torchvision.models import resnet18 as tv_resnet18
 
 from core.labels import NUM_CLASSES
 
+# Shipped nets have 4.8 M (vgg 64-128-256-512) and 11.2 M (resnet18) parameters; 20 M float32
+# weights are 80 MB, and a net that size still trains on the CPU.
+MAX_PARAMETERS = 20_000_000
+
+
+@dataclass(frozen=True)
+class ArgLimit:
+    """The values one architecture argument accepts: a number in [low, high], or a list of them."""
+
+    low: float
+    high: float
+    integer: bool = True
+    max_items: int = 0  # above 0: a list of 1..max_items numbers
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is refused, or None when it is accepted."""
+        if self.max_items:
+            if not isinstance(value, list | tuple) or not 1 <= len(value) <= self.max_items:
+                return (
+                    f"must be a list of 1 to {self.max_items} numbers, not {json.dumps(value, default=repr)}"
+                )
+            return next((p for p in map(self._number_problem, value) if p), None)
+        return self._number_problem(value)
+
+    def _number_problem(self, value: Any) -> str | None:
+        kind = (int,) if self.integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or not self.low <= value <= self.high:
+            what = "whole numbers" if self.integer else "numbers"
+            if self.low == self.high:
+                return f"must be {self.low:g}, not {json.dumps(value, default=repr)}"
+            return f"takes {what} from {self.low:g} to {self.high:g}, not {json.dumps(value, default=repr)}"
+        return None
+
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_LIMITS: dict[str, dict[str, ArgLimit]] = {}
 
 
-def register(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: make an architecture available to create_model under `name`."""
+def register(
+    name: str, limits: dict[str, ArgLimit]
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: make an architecture available to create_model under `name`.
+
+    `limits` names every argument the architecture takes and the values it accepts.
+    """
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         _REGISTRY[name] = factory
+        _LIMITS[name] = limits
         return factory
 
     return wrap
@@ -38,6 +82,35 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     if name not in _REGISTRY:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(architectures())}")
     return _REGISTRY[name](**kwargs)
+
+
+def check_arch_args(name: str, args: Any) -> int:
+    """Refuse arguments `name` does not take, values outside its limits, or a net over
+    MAX_PARAMETERS, without allocating it (parameters are counted on the meta device).
+
+    Returns the parameter count; raises ValueError with a message that names the limit.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(architectures())}")
+    if not isinstance(args, dict):
+        raise ValueError(
+            f'architecture arguments must be a JSON object such as {{"widths": [32, 64]}}, not {json.dumps(args, default=repr)}'
+        )
+    limits = _LIMITS[name]
+    for key, value in args.items():
+        if key not in limits:
+            accepted = ", ".join(limits) or "none"
+            raise ValueError(f"architecture {name} takes no argument {key!r} (it takes: {accepted})")
+        problem = limits[key].problem(value)
+        if problem:
+            raise ValueError(f"architecture argument {key} of {name} {problem}")
+    with torch.device("meta"):  # shapes only: nothing is allocated, even for a huge net
+        parameters = sum(p.numel() for p in _REGISTRY[name](**args).parameters())
+    if parameters > MAX_PARAMETERS:
+        raise ValueError(
+            f"{name} {json.dumps(args, default=repr)} would have {parameters:,} parameters; the limit is {MAX_PARAMETERS:,}"
+        )
+    return parameters
 
 
 def cam_layer(model: nn.Module) -> nn.Module:
@@ -162,18 +235,30 @@ class ResNet18Gray(CamNet):
         return self.net(x)
 
 
-@register("seed_cnn")
+_DROPOUT = ArgLimit(0.0, 0.9, integer=False)
+
+
+@register("seed_cnn", {"dropout": _DROPOUT})
 def seed_cnn(**kwargs: Any) -> nn.Module:
     return SeedCNN(**kwargs)
 
 
-@register("vgg")
+@register(
+    "vgg",
+    {
+        # 5 blocks pool 4 times: 16x16, the smallest input size, ends at 1x1.
+        "widths": ArgLimit(1, 1024, max_items=5),
+        "depth": ArgLimit(1, 8),
+        "hidden": ArgLimit(1, 4096),
+        "dropout": _DROPOUT,
+    },
+)
 def vgg(**kwargs: Any) -> nn.Module:
     if "widths" in kwargs:
         kwargs["widths"] = tuple(kwargs["widths"])
     return VGGNet(**kwargs)
 
 
-@register("resnet18")
+@register("resnet18", {"width": ArgLimit(64, 64)})
 def resnet18(**kwargs: Any) -> nn.Module:
     return ResNet18Gray(**kwargs)
