@@ -1,4 +1,6 @@
-"""The training flags shared by `python -m core train` and `python -m core jobs submit`.
+"""The training settings: flags shared by `python -m core train` and `python -m core jobs submit`,
+and `check_settings`, the one check of a TrainConfig that every entry (both commands and the
+Train page) goes through when it builds one.
 
 Every flag defaults to None, which keeps TrainConfig's own default: one place holds defaults.
 """
@@ -10,31 +12,39 @@ import json
 from typing import Any
 
 DATA_DEFAULT = "../shared/datasets/fer2013"
+SCHEMES = ("baseline", "masked")
+MASK_MODES = ("random", "expand")
+CLUSTER_SCOPES = ("image", "dataset")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "plateau")
+DEVICE_TYPES = ("cpu", "cuda")
+INPUT_SIZES = (16, 48)  # a random crop of the 48x48 face; vgg's 5 blocks pool 16 down to 1
+MAX_CLUSTERS = 16
 
 TRAIN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--data", {"default": DATA_DEFAULT, "help": "FER2013 folder or fer2013.csv"}),
     ("--val-data", {"help": "validation data (default: --data, split val)"}),
     ("--arch", {"dest": "architecture", "help": "architecture name (default vgg)"}),
     ("--arch-args", {"help": "architecture arguments as JSON"}),
-    ("--scheme", {"choices": ["baseline", "masked"]}),
-    ("--mask-mode", {"choices": ["random", "expand"]}),
+    ("--scheme", {"choices": SCHEMES}),
+    ("--mask-mode", {"choices": MASK_MODES}),
     ("--mask-probability", {"type": float}),
     ("--clusters", {"type": int}),
-    ("--cluster-scope", {"choices": ["image", "dataset"]}),
+    ("--cluster-scope", {"choices": CLUSTER_SCOPES}),
     ("--attention-model", {"help": "trained baseline for the masked scheme"}),
     ("--epochs", {"type": int}),
     ("--batch-size", {"type": int}),
-    ("--optimizer", {"choices": ["sgd", "adamw"]}),
+    ("--optimizer", {"choices": OPTIMIZERS}),
     ("--lr", {"type": float}),
     ("--weight-decay", {"type": float}),
-    ("--schedule", {"choices": ["cosine", "plateau"]}),
+    ("--schedule", {"choices": SCHEDULES}),
     ("--label-smoothing", {"type": float}),
     ("--ema-decay", {"type": float}),
     ("--input-size", {"type": int}),
     ("--seed", {"type": int}),
     ("--limit", {"type": int, "help": "use only this many training images"}),
     ("--threads", {"type": int}),
-    ("--device", {"help": "auto (the GPU when there is one), cpu or cuda"}),
+    ("--device", {"help": "auto (the GPU when there is one), cpu, cuda or cuda:N"}),
     ("--workers", {"type": int, "help": "data-loading processes (0: in the training process)"}),
 ]
 
@@ -58,12 +68,101 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     values = {key: getattr(args, key) for key in FLAG_FOR_FIELD if getattr(args, key) is not None}
     if "arch_args" in values:
-        try:
-            values["arch_args"] = json.loads(values["arch_args"])
-        except json.JSONDecodeError as err:
-            raise ValueError(f"--arch-args is not valid JSON: {err}") from None
+        values["arch_args"] = parse_arch_args(values["arch_args"])
     if args.class_weights:
         values["class_weights"] = True
     if args.no_augment:
         values["augment"] = False
     return TrainConfig.from_dict(values)
+
+
+def parse_arch_args(text: str) -> Any:
+    """Architecture arguments typed as JSON (an empty text is none); check_settings checks the result."""
+    try:
+        return json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"architecture arguments are not valid JSON ({err}): {text}") from None
+
+
+def check_settings(config: Any) -> None:
+    """Refuse a TrainConfig whose settings training would fail on, before anything is loaded or queued.
+
+    Raises ValueError with one line that names each refused setting. Whether a device asked
+    for is present is checked where the training runs (core.training.resolve_device).
+    """
+    from core.architectures import check_arch_args
+
+    problems = [
+        *_choice(config, "scheme", SCHEMES),
+        *_choice(config, "mask_mode", MASK_MODES),
+        *_choice(config, "cluster_scope", CLUSTER_SCOPES),
+        *_choice(config, "optimizer", OPTIMIZERS),
+        *_choice(config, "schedule", SCHEDULES),
+        *_within(config, "epochs", 1),
+        *_within(config, "batch_size", 1),
+        *_within(config, "clusters", 1, MAX_CLUSTERS),
+        *_within(config, "input_size", *INPUT_SIZES),
+        *_within(config, "workers", 0, why="0 loads batches in the training process"),
+        *_within(config, "weight_decay", 0.0),
+        *_within(config, "warmup_epochs", 0.0),
+        *_within(config, "mask_probability", 0.0, 1.0),
+        *_below(config, "label_smoothing", 0.0, 1.0),
+        *_below(config, "ema_decay", 0.0, 1.0, why="0 turns the average off"),
+    ]
+    if not config.lr > 0:
+        problems.append(f"lr must be above 0, not {config.lr}")
+    if config.threads is not None:
+        problems += _within(config, "threads", 1, why="leave it out for torch's default")
+    if config.limit is not None:
+        problems += _within(config, "limit", 1, why="leave it out to use every image")
+    if config.scheme == "masked" and not config.attention_model:
+        problems.append("the masked scheme needs attention_model: a trained baseline")
+    problems += _device_problems(config.device)
+    try:
+        check_arch_args(config.architecture, config.arch_args)
+    except ValueError as err:
+        problems.append(str(err))
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _name(field: str) -> str:
+    return field.replace("_", " ")
+
+
+def _choice(config: Any, field: str, choices: tuple[str, ...]) -> list[str]:
+    value = getattr(config, field)
+    if value in choices:
+        return []
+    return [f"{_name(field)} must be one of {', '.join(choices)}, not {value!r}"]
+
+
+def _within(config: Any, field: str, low: float, high: float | None = None, why: str = "") -> list[str]:
+    value = getattr(config, field)
+    if low <= value and (high is None or value <= high):
+        return []
+    allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+    return [f"{_name(field)} must be {allowed}{f' ({why})' if why else ''}, not {value}"]
+
+
+def _below(config: Any, field: str, low: float, high: float, why: str = "") -> list[str]:
+    value = getattr(config, field)
+    if low <= value < high:
+        return []
+    return [
+        f"{_name(field)} must be at least {low} and below {high}{f' ({why})' if why else ''}, not {value}"
+    ]
+
+
+def _device_problems(name: str) -> list[str]:
+    import torch
+
+    if name == "auto":
+        return []
+    try:
+        kind = torch.device(name).type
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind in DEVICE_TYPES:
+        return []
+    return [f"device must be auto, cpu, cuda or cuda:N, not {name!r}"]

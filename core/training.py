@@ -30,10 +30,9 @@ from core.data import FaceDataset, load_dataset
 from core.evaluation import classification_metrics, predict_dataset
 from core.labels import NUM_CLASSES
 from core.preprocess import DEFAULT_PREPROCESSING, to_tensor
+from core.train_options import check_settings
 
-SCHEMES = ("baseline", "masked")
 CLUSTER_CHUNK = 2000  # faces per attention-and-k-means chunk: should_stop is polled between chunks
-MASK_MODES = ("random", "expand")
 
 
 @dataclass
@@ -72,22 +71,7 @@ class TrainConfig:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {SCHEMES}, not {self.scheme!r}")
-        if self.mask_mode not in MASK_MODES:
-            raise ValueError(f"mask_mode must be one of {MASK_MODES}, not {self.mask_mode!r}")
-        if self.scheme == "masked" and not self.attention_model:
-            raise ValueError("the masked scheme needs attention_model: a trained baseline")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"optimizer must be sgd or adamw, not {self.optimizer!r}")
-        if self.schedule not in ("cosine", "plateau"):
-            raise ValueError(f"schedule must be cosine or plateau, not {self.schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if self.clusters < 1:
-            raise ValueError("clusters must be at least 1")
-        if self.workers < 0:
-            raise ValueError("workers must be 0 (load in the training process) or more")
+        check_settings(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

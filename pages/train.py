@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import streamlit as st
@@ -12,6 +11,7 @@ from core.charts import training_curves
 from core.jobs import Job, JobError, data_roots, dataset_choices, ensure_worker, get_runner, training_enabled
 from core.jobs.store import job_table
 from core.registry import list_models
+from core.train_options import INPUT_SIZES, parse_arch_args
 from core.training import TrainConfig
 
 st.title("Train")
@@ -53,18 +53,18 @@ def new_job_form() -> None:
         name = right.text_input("Model name", placeholder="default: jobID-ARCH-SCHEME")
         with st.expander("Advanced"):
             arch_args = st.text_input("Architecture arguments (JSON)", "{}", help='e.g. {"widths": [32, 64]}')
-            input_size = st.number_input("Input size", 32, 48, 40)
+            input_size = st.number_input("Input size", *INPUT_SIZES, 40)
         submitted = st.form_submit_button(
             "Start training", icon=":material/play_arrow:", disabled=not datasets
         )
     if not datasets:
         st.warning("No dataset in the data roots: " + ", ".join(str(r) for r in data_roots()))
     if submitted:
-        try:
+        try:  # building the TrainConfig checks every setting (core.train_options.check_settings)
             config = TrainConfig(
                 data=str(data),
                 architecture=architecture,
-                arch_args=json.loads(arch_args or "{}"),
+                arch_args=parse_arch_args(arch_args),
                 scheme=scheme,
                 epochs=int(epochs),
                 batch_size=int(batch_size),

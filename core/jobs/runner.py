@@ -110,20 +110,21 @@ class LocalRunner:
 
 
 def validate_config(config: TrainConfig) -> TrainConfig:
-    """Check what would only fail later in the worker; dataset paths become absolute."""
-    from core.architectures import architectures, create_model
+    """Check what only this machine can tell; dataset paths become absolute.
+
+    The settings themselves (ranges, architecture arguments and their size) were checked when
+    the TrainConfig was built (core.train_options.check_settings): no model is built here.
+    """
     from core.registry import list_models
+    from core.training import resolve_device
 
     config = replace(config, data=str(check_data_path(config.data)))
     if config.val_data:
         config = replace(config, val_data=str(check_data_path(config.val_data)))
-    if config.architecture not in architectures():
-        known = ", ".join(architectures())
-        raise JobError(f"unknown architecture {config.architecture!r}; choose one of {known}")
     try:
-        create_model(config.architecture, **config.arch_args)
-    except (TypeError, ValueError) as err:
-        raise JobError(f"architecture arguments {config.arch_args}: {err}") from None
+        resolve_device(config.device)
+    except ValueError as err:
+        raise JobError(str(err)) from None
     if config.scheme == "masked":
         names = [card["name"] for card in list_models()]
         if config.attention_model not in names:
