@@ -1,8 +1,9 @@
 """One training loop for both schemes: `baseline` and cluster-`masked` (arXiv 2411.00824).
 
-A run owns a folder: config.json, checkpoint.pt (last epoch, written atomically),
-best.pt (weights of the best epoch on validation) and metrics.jsonl (one row per epoch).
-Calling train() again on the same folder resumes from checkpoint.pt.
+Laid out like torchvision's reference scripts: `load_data`, `train_one_epoch`, `evaluate`,
+and the loop, `train`. A run owns a folder: config.json, checkpoint.pt (last epoch, written
+atomically), best.pt (weights of the best epoch on validation) and metrics.jsonl (one row
+per epoch). Calling train() again on the same folder resumes from checkpoint.pt.
 """
 
 from __future__ import annotations
@@ -149,6 +150,63 @@ class MaskedFaces(Dataset):
         return to_tensor(image, self.preprocessing)[0], self.labels[source]
 
 
+def load_data(
+    config: TrainConfig, train_data: FaceDataset | None = None, val_data: FaceDataset | None = None
+) -> tuple[FaceDataset, FaceDataset]:
+    """The training and validation faces (given ones, or read from config.data), with `limit` applied."""
+    train_faces = train_data if train_data is not None else load_dataset(config.data, config.train_split)
+    val_faces = (
+        val_data if val_data is not None else load_dataset(config.val_data or config.data, config.val_split)
+    )
+    if config.limit:
+        order = np.random.default_rng(config.seed).permutation(len(train_faces))[: config.limit]
+        train_faces = train_faces.subset(np.sort(order))
+    return train_faces, val_faces
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    device: torch.device,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
+    step_scheduler: Any = None,
+    should_stop: Callable[[], bool] | None = None,
+    description: str = "",
+) -> tuple[float, int]:
+    """One pass over `loader`; returns the mean training loss and the number of images seen.
+
+    step_scheduler (a per-step schedule) steps after every batch; should_stop is polled after
+    every batch and raises StopRequested.
+    """
+    model.train()
+    total_loss, seen = 0.0, 0
+    bar = tqdm(loader, desc=description, leave=False, disable=None)
+    for inputs, targets in bar:
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        loss = criterion(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        if step_scheduler is not None:
+            step_scheduler.step()
+        total_loss += loss.item() * len(targets)
+        seen += len(targets)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+        if should_stop is not None and should_stop():
+            raise StopRequested(f"stopped during {description or 'an epoch'}")
+    return total_loss / max(seen, 1), seen
+
+
+def evaluate(model: nn.Module, faces: FaceDataset, preprocessing: dict[str, Any]) -> dict[str, Any]:
+    """Loss, accuracy, macro-F1 and per-class figures of `model` on `faces`."""
+    return classification_metrics(faces.labels, predict_dataset(model, faces, preprocessing))
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
@@ -159,25 +217,18 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) a run in `run_dir`; returns the summary of the best epoch.
 
-    on_epoch receives each epoch's metrics row; should_stop is polled after every batch
-    and ends the run (raising StopRequested) with the last epoch's checkpoint kept.
+    on_epoch receives each epoch's metrics row; should_stop is polled after every batch and ends the run (raising
+    StopRequested) with the last epoch's checkpoint kept.
     """
     run_dir = Path(run_dir)
+    device = resolve_device(config.device)  # before any data is read: a missing GPU fails at once
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed_everything(config.seed)
     _write_json(run_dir / "config.json", asdict(config))
+    train_faces, val_faces = load_data(config, train_data, val_data)
 
-    train_faces = train_data if train_data is not None else load_dataset(config.data, config.train_split)
-    val_faces = (
-        val_data if val_data is not None else load_dataset(config.val_data or config.data, config.val_split)
-    )
-    if config.limit:
-        order = np.random.default_rng(config.seed).permutation(len(train_faces))[: config.limit]
-        train_faces = train_faces.subset(np.sort(order))
-
-    device = resolve_device(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
     preprocessing = {**DEFAULT_PREPROCESSING, "input_size": config.input_size}
@@ -215,54 +266,36 @@ def train(
         weight=None if weights is None else weights.to(device), label_smoothing=config.label_smoothing
     )
     optimizer = _optimizer(config, model)
-    steps_per_epoch = len(loader)
-    scheduler = _scheduler(config, optimizer, steps_per_epoch)
+    scheduler = _scheduler(config, optimizer, len(loader))
     ema = _ema(model, config.ema_decay)
+    trained = _Trained(model, optimizer, scheduler, ema, generator)
 
-    start_epoch, history, best = 0, [], None
     checkpoint_path = run_dir / "checkpoint.pt"
+    start_epoch, history, best = 0, [], None
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(_python_rng(state["python_rng"]))
-        start_epoch, history, best = state["epoch"], state["history"], state["best"]
+        start_epoch, history, best = _load_checkpoint(checkpoint_path, trained, device)
 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        model.train()
-        total_loss, seen = 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None)
-        for inputs, targets in bar:
-            inputs = inputs.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            loss = criterion(model(inputs), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            if config.schedule == "cosine":
-                scheduler.step()
-            total_loss += loss.item() * len(targets)
-            seen += len(targets)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}")
-            if should_stop is not None and should_stop():
-                raise StopRequested(f"stopped during epoch {epoch + 1}")
+        train_loss, seen = train_one_epoch(
+            model,
+            criterion,
+            optimizer,
+            loader,
+            device,
+            ema,
+            scheduler if config.schedule == "cosine" else None,
+            should_stop,
+            f"epoch {epoch + 1}/{config.epochs}",
+        )
         train_seconds = time.perf_counter() - started
         evaluated = ema.module if ema is not None else model
-        probabilities = predict_dataset(evaluated, val_faces, preprocessing)
-        metrics = classification_metrics(val_faces.labels, probabilities)
+        metrics = evaluate(evaluated, val_faces, preprocessing)
         if config.schedule == "plateau":
             scheduler.step(metrics["accuracy"])
         row = {
             "epoch": epoch + 1,
-            "train_loss": total_loss / max(seen, 1),
+            "train_loss": train_loss,
             "val_loss": metrics["loss"],
             "val_accuracy": metrics["accuracy"],
             "val_macro_f1": metrics["macro_f1"],
@@ -276,24 +309,8 @@ def train(
             _atomic_save(
                 {k: v.detach().cpu() for k, v in evaluated.state_dict().items()}, run_dir / "best.pt"
             )
-        _atomic_save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "python_rng": _python_rng_plain(random.getstate()),
-                "epoch": epoch + 1,
-                "history": history,
-                "best": best,
-                "config": asdict(config),
-            },
-            checkpoint_path,
-        )
-        with open(run_dir / "metrics.jsonl", "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+        _save_checkpoint(checkpoint_path, trained, epoch + 1, history, best, config)
+        _append_metrics(run_dir / "metrics.jsonl", row)
         if on_epoch is not None:
             on_epoch(row)
     summary = {
@@ -308,6 +325,64 @@ def train(
     }
     _write_json(run_dir / "summary.json", summary)
     return summary
+
+
+@dataclass
+class _Trained:
+    """What a checkpoint saves and restores besides the metrics."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: torch.optim.swa_utils.AveragedModel | None
+    generator: torch.Generator
+
+
+def _save_checkpoint(
+    path: Path,
+    trained: _Trained,
+    epoch: int,
+    history: list[dict[str, Any]],
+    best: dict[str, Any] | None,
+    config: TrainConfig,
+) -> None:
+    _atomic_save(
+        {
+            "model": trained.model.state_dict(),
+            "optimizer": trained.optimizer.state_dict(),
+            "scheduler": trained.scheduler.state_dict(),
+            "ema": trained.ema.state_dict() if trained.ema is not None else None,
+            "generator": trained.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": _python_rng_plain(random.getstate()),
+            "epoch": epoch,
+            "history": history,
+            "best": best,
+            "config": asdict(config),
+        },
+        path,
+    )
+
+
+def _load_checkpoint(
+    path: Path, trained: _Trained, device: torch.device
+) -> tuple[int, list[dict[str, Any]], dict[str, Any] | None]:
+    """Restore weights, optimizer, schedule, average and random states; returns (epoch, history, best)."""
+    state = torch.load(path, weights_only=True, map_location=device)
+    trained.model.load_state_dict(state["model"])
+    trained.optimizer.load_state_dict(state["optimizer"])
+    trained.scheduler.load_state_dict(state["scheduler"])
+    if trained.ema is not None and state.get("ema") is not None:
+        trained.ema.load_state_dict(state["ema"])
+    trained.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(_python_rng(state["python_rng"]))
+    return state["epoch"], state["history"], state["best"]
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
 
 
 def resolve_device(name: str) -> torch.device:
