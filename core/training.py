@@ -4,6 +4,10 @@ Laid out like torchvision's reference scripts: `load_data`, `train_one_epoch`, `
 and the loop, `train`. A run owns a folder: config.json, checkpoint.pt (last epoch, written
 atomically), best.pt (weights of the best epoch on validation) and metrics.jsonl (one row
 per epoch). Calling train() again on the same folder resumes from checkpoint.pt.
+
+The checkpoint is the record of what is done: it holds every finished epoch's metrics row.
+metrics.jsonl gets an epoch's row only after on_epoch has received it, so a crash between
+the two leaves the row missing, and resuming hands it to on_epoch again and writes it then.
 """
 
 from __future__ import annotations
@@ -217,7 +221,8 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) a run in `run_dir`; returns the summary of the best epoch.
 
-    on_epoch receives each epoch's metrics row; should_stop is polled after every batch and ends the run (raising
+    on_epoch receives each epoch's metrics row (on resume, first any finished epoch's row that
+    metrics.jsonl lacks); should_stop is polled after every batch and ends the run (raising
     StopRequested) with the last epoch's checkpoint kept.
     """
     run_dir = Path(run_dir)
@@ -274,6 +279,7 @@ def train(
     start_epoch, history, best = 0, [], None
     if checkpoint_path.exists():
         start_epoch, history, best = _load_checkpoint(checkpoint_path, trained, device)
+    _catch_up_metrics(run_dir / "metrics.jsonl", history, on_epoch)
 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
@@ -310,9 +316,9 @@ def train(
                 {k: v.detach().cpu() for k, v in evaluated.state_dict().items()}, run_dir / "best.pt"
             )
         _save_checkpoint(checkpoint_path, trained, epoch + 1, history, best, config)
-        _append_metrics(run_dir / "metrics.jsonl", row)
         if on_epoch is not None:
             on_epoch(row)
+        _append_metrics(run_dir / "metrics.jsonl", row)
     summary = {
         "best": best,
         "history": history,
@@ -378,6 +384,39 @@ def _load_checkpoint(
     torch.set_rng_state(state["torch_rng"])
     random.setstate(_python_rng(state["python_rng"]))
     return state["epoch"], state["history"], state["best"]
+
+
+def _catch_up_metrics(path: Path, history: list[dict[str, Any]], on_epoch: EpochCallback | None) -> None:
+    """Make metrics.jsonl hold exactly the checkpoint's rows.
+
+    A row the file lacks (the run died after the checkpoint, before the row was written) goes
+    to on_epoch first, so a job table filled from on_epoch catches up too; rows past the
+    checkpoint and a torn last line are dropped.
+    """
+    expected = "".join(json.dumps(row) + "\n" for row in history)
+    current = path.read_text() if path.exists() else None
+    if current == expected or (current is None and not history):
+        return
+    delivered = {row.get("epoch") for row in _parsed_rows(current or "")}
+    for row in history:
+        if row["epoch"] not in delivered and on_epoch is not None:
+            on_epoch(row)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(expected)
+    os.replace(temporary, path)
+
+
+def _parsed_rows(text: str) -> list[dict[str, Any]]:
+    """The metrics rows of metrics.jsonl that parse (a kill during a write can tear the last line)."""
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _append_metrics(path: Path, row: dict[str, Any]) -> None:

@@ -209,3 +209,71 @@ def test_stop_while_computing_cluster_maps(tmp_path: Path, tiny_data, trained_ba
     with pytest.raises(StopRequested, match="cluster maps"):
         train(config, tmp_path, should_stop=lambda: True, train_data=tiny_data[0], val_data=tiny_data[1])
     assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "clusters.npz").exists()
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing in the trainer catches it, so nothing after it runs."""
+
+
+def kill_at_epoch_two(where: str, store, job_id: int, monkeypatch: pytest.MonkeyPatch):
+    """on_epoch filling the job table as the worker does, and a kill at `where` during epoch 2."""
+    import builtins
+
+    import core.training
+
+    def on_epoch(row: dict) -> None:
+        if where == "job table" and row["epoch"] == 2 and not killed["done"]:
+            killed["done"] = True
+            raise Killed
+        store.add_epoch(job_id, row)
+
+    def open_dying_at_the_second_row(path, mode="r", *args, **kwargs):
+        if str(path).endswith("metrics.jsonl") and "a" in mode:
+            appends["n"] += 1
+            if appends["n"] == 2:
+                raise Killed
+        return builtins.open(path, mode, *args, **kwargs)
+
+    killed, appends = {"done": False}, {"n": 0}
+    if where == "metrics row":
+        monkeypatch.setattr(core.training, "open", open_dying_at_the_second_row, raising=False)
+    return on_epoch
+
+
+@pytest.mark.parametrize("where", ["metrics row", "job table"])
+def test_kill_after_the_checkpoint_leaves_no_epoch_missing(
+    tmp_path: Path, tiny_data, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill after epoch 2's checkpoint, before its row reached metrics.jsonl or the job table."""
+    import core.training
+    from core.jobs.store import JobStore
+
+    store = JobStore()
+    job = store.create("crashing", {"architecture": "vgg", "scheme": "baseline", "epochs": 3})
+    on_epoch = kill_at_epoch_two(where, store, job.id, monkeypatch)
+    config = TrainConfig(data="generated", epochs=3, **TINY)
+    with pytest.raises(Killed):
+        train(config, tmp_path, on_epoch=on_epoch, train_data=tiny_data[0], val_data=tiny_data[1])
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    monkeypatch.delattr(core.training, "open", raising=False)  # the restarted process writes normally
+
+    summary = train(config, tmp_path, on_epoch=on_epoch, train_data=tiny_data[0], val_data=tiny_data[1])
+    written = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in written] == [1, 2, 3]
+    assert written == summary["history"] == store.epochs(job.id)
+
+
+def test_a_torn_metrics_line_is_mended_on_resume(tmp_path: Path, tiny_data) -> None:
+    """A kill during the write of epoch 2's row leaves half a line; resuming leaves valid rows only."""
+    from core.cards import card_from_run
+
+    run(tmp_path, tiny_data, epochs=2)
+    metrics = tmp_path / "metrics.jsonl"
+    text = metrics.read_text()
+    metrics.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])
+    rows: list[dict] = []
+    config = TrainConfig(data="generated", epochs=3, **TINY)
+    summary = train(config, tmp_path, on_epoch=rows.append, train_data=tiny_data[0], val_data=tiny_data[1])
+    assert [row["epoch"] for row in rows] == [2, 3]  # epoch 2's row is delivered again, then epoch 3
+    written = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert written == summary["history"] and card_from_run(tmp_path)["epochs_completed"] == 3
