@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.faces import FaceDetector
 from core.pipeline import Analysis, add_saliency, analyze
-from core.registry import LoadedModel, load_model
+from core.registry import LoadedModel, ModelLoadError, load_model
 
 if TYPE_CHECKING:
     from core.regions import RegionStudy
@@ -44,6 +44,22 @@ def model(name: str, mtime: float) -> LoadedModel:
     """A registered model, loaded once per (name, weights mtime): a retrained model is reloaded."""
     del mtime  # part of the cache key only
     return load_model(name)
+
+
+def usable_models(keys: ModelKeys) -> tuple[ModelKeys, list[str]]:
+    """The keys whose model loads, and why each other one does not (ModelLoadError's message).
+
+    A failed load is not cached, so a repaired model is picked up on the next run.
+    """
+    usable, problems = [], []
+    for key in keys:
+        try:
+            model(*key)
+        except ModelLoadError as err:
+            problems.append(str(err))
+        else:
+            usable.append(key)
+    return tuple(usable), problems
 
 
 def models(keys: ModelKeys) -> list[LoadedModel]:
