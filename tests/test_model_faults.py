@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import tests.test_app as app_tests
 from core.cli import main
 from core.registry import ModelLoadError, broken_models, list_models, load_model
-from tests.test_app import fresh_app, navigation_from_app_py, open_page  # noqa: F401 (fixtures)
+from tests.test_app import open_page
+
+# The app tests' fixtures: caches cleared around each test, every page run through app.py.
+fresh_app, navigation_from_app_py = app_tests.fresh_app, app_tests.navigation_from_app_py
 
 BAD_CARDS = {
     "a JSON list": "[]",

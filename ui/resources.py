@@ -33,10 +33,16 @@ def detector() -> FaceDetector:
 
 @st.cache_resource(show_spinner=False)
 def job_worker() -> int | None:
-    """Once per app process: restart the training worker if jobs were left waiting (None when none)."""
-    from core.jobs import ensure_worker
+    """Once per app process: restart the training worker if jobs were left waiting (None when none).
 
-    return ensure_worker(when_queued=True)
+    A bad setting or a damaged job database costs the Train page only, which says what is wrong.
+    """
+    from core.jobs import JobError, ensure_worker
+
+    try:
+        return ensure_worker(when_queued=True)
+    except JobError:
+        return None
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
