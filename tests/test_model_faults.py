@@ -135,19 +135,23 @@ def test_predict_leaves_out_a_broken_model_with_a_warning(
     assert err.startswith("error: model tiny_b:") and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize(
-    "page", ["pages/analyze.py", "pages/clusters.py", "pages/models.py", "pages/train.py"]
-)
+@pytest.mark.parametrize("page", app_tests.PAGES)
 def test_every_page_renders_with_a_broken_card(
     tiny_registry: list[str], isolated_home: Path, page: str
 ) -> None:
-    break_card(isolated_home, "tiny_b", "evaluations not an object")
+    break_card(isolated_home, "tiny_b", "a JSON list")
     app = open_page(page)
     assert not app.exception, [e.value for e in app.exception]
     assert app.selectbox(key="model_a").value == "tiny_a"
-    if page == "pages/models.py":
-        (note,) = [w.value for w in app.warning if "tiny_b" in w.value]
-        assert "model tiny_b: its card" in note and "evaluations" in note
+
+
+def test_models_page_lists_broken_cards_and_why(tiny_registry: list[str], isolated_home: Path) -> None:
+    break_card(isolated_home, "tiny_b", "evaluations not an object")
+    app = open_page("pages/models.py")
+    assert not app.exception, [e.value for e in app.exception]
+    (note,) = [w.value for w in app.warning if "tiny_b" in w.value]
+    assert "model tiny_b: its card" in note and "evaluations: 'oops' is not of type 'object'" in note
+    assert list(app.dataframe[0].value["name"]) == ["tiny_a"]
 
 
 def test_analyze_warns_about_broken_weights_and_reads_faces_with_the_other_model(
