@@ -40,6 +40,7 @@ if not training_enabled():
 try:
     runner = get_runner()
     ensure_worker(when_queued=True)  # jobs left queued by an earlier app run start again
+    runner.list_jobs()  # reads every job row once: a damaged database shows here
 except JobError as err:  # e.g. a damaged job database: this page says so, the others work
     st.error(f"The job system cannot be used: {err}", icon=":material/error:")
     st.stop()

@@ -107,6 +107,17 @@ def test_a_damaged_job_database_costs_the_train_page_only(
         assert {m.label: m.value for m in app.metric}["Faces found"] == "1"
 
 
+@pytest.mark.parametrize("how", DAMAGE)
+def test_the_train_page_says_what_to_do_about_a_damaged_job_database(
+    data_root: Path, isolated_home: Path, how: str
+) -> None:
+    damage(store_with_history(isolated_home).path, how)
+    app = open_page("pages/train.py")
+    assert not app.exception, [e.value for e in app.exception]
+    (error,) = app.error
+    assert "jobs.db is damaged" in error.value and "jobs worker --stop" in error.value
+
+
 def test_a_damaged_queue_refuses_a_job_before_it_is_recorded(
     data_root: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
