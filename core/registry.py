@@ -104,7 +104,34 @@ class LoadedModel:
 
 
 def read_card(card_path: Path) -> dict[str, Any]:
-    """A model card checked against CARD_SCHEMA; ModelLoadError says what is wrong with it."""
+    """A model card checked against CARD_SCHEMA; ModelLoadError says what is wrong with it.
+
+    The verdict is kept until the file changes (pages list the models on every run), and the
+    card returned is a shallow copy: change its top-level keys only.
+    """
+    try:
+        stat = card_path.stat()
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    known = _read_cards.get(card_path)
+    if version is None or known is None or known[0] != version:
+        try:
+            known = (version, _check_card(card_path))
+        except ModelLoadError as err:
+            known = (version, str(err))
+        if version is not None:
+            _read_cards[card_path] = known
+    if isinstance(known[1], str):
+        raise ModelLoadError(known[1])
+    return dict(known[1])
+
+
+# card path -> (inode, mtime, size) when read, and the card or why it is unusable
+_read_cards: dict[Path, tuple[tuple[int, int, int] | None, dict[str, Any] | str]] = {}
+
+
+def _check_card(card_path: Path) -> dict[str, Any]:
     name = card_path.stem
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
