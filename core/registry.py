@@ -232,8 +232,8 @@ def read_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
         else:
             return torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
-        reason = "it is not a tensors-only PyTorch file (refused: loading it could run code)"
-    except (RuntimeError, EOFError, OSError, ValueError) as err:  # truncated, damaged, unreadable
+        reason = "it is not a tensors-only PyTorch file (torch.load with weights_only=True refused it)"
+    except Exception as err:  # a parser of arbitrary bytes: truncated, damaged or unreadable files
         reason = f"the file is damaged or cut short ({_short(str(err)) or type(err).__name__})"
     raise ModelLoadError(f"model {name}: its weights {path} cannot be loaded: {reason}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import torch
 
 import tests.test_app as app_tests
 from core.cli import main
-from core.registry import ModelLoadError, broken_models, list_models, load_model
+from core.registry import ModelLoadError, broken_models, list_models, load_model, read_weights
 from tests.test_app import open_page
 
 # The app tests' fixtures: caches cleared around each test, every page run through app.py.
@@ -54,7 +55,7 @@ def break_weights(home: Path, name: str, how: str) -> None:
     if how == "truncated":
         path.write_bytes(data[: len(data) // 2])
     elif how == "random bytes":
-        path.write_bytes(os.urandom(len(data)))
+        path.write_bytes(random.Random(0).randbytes(len(data)))
     elif how == "empty":
         path.write_bytes(b"")
     elif how == "pickle payload":
@@ -88,6 +89,14 @@ def test_broken_weights_raise_one_clear_error(
     assert "\n" not in str(raised.value) and len(str(raised.value)) < 400
     assert "must never run" not in capfd.readouterr().out
     load_model("tiny_a")
+
+
+def test_any_bytes_as_weights_give_a_model_load_error(tmp_path: Path) -> None:
+    path = tmp_path / "noise.pt"
+    for seed in range(300):
+        path.write_bytes(random.Random(seed).randbytes(random.Random(seed).choice([1, 64, 2000, 40000])))
+        with pytest.raises(ModelLoadError, match="model noise: its weights"):
+            read_weights(path, "noise")
 
 
 def test_models_command_warns_about_a_broken_card_and_lists_the_rest(
