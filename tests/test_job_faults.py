@@ -8,6 +8,7 @@ real worker process.
 from __future__ import annotations
 
 import os
+import random
 import re
 import sqlite3
 import subprocess
@@ -64,7 +65,7 @@ def damage(path: Path, how: str) -> None:
     for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         extra.unlink(missing_ok=True)
     if how == "random bytes":
-        path.write_bytes(os.urandom(max(len(data), 4096)))
+        path.write_bytes(random.Random(0).randbytes(max(len(data), 4096)))
     elif how == "overwritten header":
         path.write_bytes(b"\0" * 100 + data[100:])
     elif how == "cut in half":
@@ -122,7 +123,7 @@ def test_a_damaged_queue_refuses_a_job_before_it_is_recorded(
     data_root: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     jobs_dir(isolated_home).mkdir(parents=True)
-    (jobs_dir(isolated_home) / "queue.db").write_bytes(os.urandom(8192))
+    (jobs_dir(isolated_home) / "queue.db").write_bytes(random.Random(1).randbytes(8192))
     assert main(["jobs", "submit", "--epochs", "1", "--data", str(data_root / "fer")]) == 2
     assert "queue.db is damaged" in one_error_line(capsys.readouterr().err)
     assert JobStore().list_jobs() == []
