@@ -144,14 +144,26 @@ def _image_paths(paths: Sequence[str]) -> list[Path]:
 
 
 def _models(names: Sequence[str] | None) -> list:
-    from core.registry import list_models, load_model
+    """The named models; by default baseline and masked (or the first two), leaving out broken ones
+    with a warning line each. A named model that cannot be loaded is an error."""
+    from core.registry import ModelLoadError, load_model, scan_models
 
-    if not names:
-        registered = [card["name"] for card in list_models()]
-        names = [n for n in ("baseline", "masked") if n in registered] or registered[:2]
-        if not names:
-            raise LookupError("no models are registered; train one with `python -m core train`")
-    return [load_model(name) for name in names]
+    if names:
+        return [load_model(name) for name in names]
+    cards, broken = scan_models()
+    for model in broken:
+        print(f"warning: {model.reason}; left out", file=sys.stderr)
+    registered = [card["name"] for card in cards]
+    names = [n for n in ("baseline", "masked") if n in registered] or registered[:2]
+    loaded = []
+    for name in names:
+        try:
+            loaded.append(load_model(name))
+        except ModelLoadError as err:
+            print(f"warning: {err}; left out", file=sys.stderr)
+    if not loaded:
+        raise LookupError("no usable model is registered; train one with `python -m core train`")
+    return loaded
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -284,18 +296,28 @@ def run_framing(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from core.registry import list_models
+    """List registered models, loading each; a broken one gets a warning line and exit code 1."""
+    from core.registry import ModelLoadError, load_model, scan_models
 
-    cards = list_models()
-    if not cards:
+    cards, broken = scan_models()
+    for model in broken:
+        print(f"warning: {model.reason}; left out", file=sys.stderr)
+    if not cards and not broken:
         print("no models registered")
     for card in cards:
-        accuracy = next(iter(card.get("evaluations", {}).values()), {}).get("accuracy")
-        shown = f"{accuracy:.4f}" if accuracy is not None else "not evaluated"
+        try:
+            load_model(card["name"])
+        except ModelLoadError as err:
+            print(f"warning: {err}", file=sys.stderr)
+            broken.append(card["name"])
+            shown = "broken weights"
+        else:
+            accuracy = next(iter(card.get("evaluations", {}).values()), {}).get("accuracy")
+            shown = "val accuracy " + (f"{accuracy:.4f}" if accuracy is not None else "not evaluated")
         print(
-            f"{card['name']:20s} {card['architecture']:10s} {card.get('scheme', '?'):9s} val accuracy {shown}  {card['path']}"
+            f"{card['name']:20s} {card['architecture']:10s} {card.get('scheme', '?'):9s} {shown}  {card['path']}"
         )
-    return 0
+    return 1 if broken else 0
 
 
 def run_jobs(args: argparse.Namespace) -> int:

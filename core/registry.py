@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from torch import nn
 
 from core.architectures import create_model
@@ -28,6 +31,56 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
 
 class ModelNotFound(LookupError):
     """No registered model by that name."""
+
+
+class ModelLoadError(ValueError):
+    """A registered model whose card or weights cannot be used; the message names it and says why."""
+
+
+_EVALUATION = {
+    "type": "object",
+    "required": ["accuracy", "macro_f1", "per_class", "confusion"],
+    "properties": {
+        "accuracy": {"type": "number"},
+        "macro_f1": {"type": "number"},
+        "per_class": {"type": "object"},
+        "confusion": {"type": "array"},
+        "accuracy_95ci": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+    },
+}
+# What the app, the CLI and the report read from a card without further checks.
+CARD_SCHEMA = {
+    "type": "object",
+    "required": ["architecture"],
+    "properties": {
+        "architecture": {"type": "string"},
+        "arch_args": {"type": "object"},
+        "scheme": {"type": "string"},
+        "classes": {"const": list(EMOTIONS)},
+        "preprocessing": {
+            "type": "object",
+            "properties": {
+                "crop_size": {"type": "integer", "minimum": 1},
+                "input_size": {"type": "integer", "minimum": 1},
+                "mean": {"type": "number"},
+                "std": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "training": {"type": "object"},
+        "history": {"type": "array", "items": {"type": "object"}},
+        "evaluations": {"type": "object", "additionalProperties": _EVALUATION},
+    },
+}
+_card_validator = Draft202012Validator(CARD_SCHEMA)
+
+
+@dataclass(frozen=True)
+class BrokenModel:
+    """A model left out of the registry because its card cannot be used."""
+
+    name: str
+    card_path: Path
+    reason: str
 
 
 def model_dirs() -> list[Path]:
@@ -50,23 +103,86 @@ class LoadedModel:
         return self.card.get("preprocessing", DEFAULT_PREPROCESSING)
 
 
-def list_models() -> list[dict[str, Any]]:
-    """Cards of every registered model (name, path and mtime added), shipped first."""
+def read_card(card_path: Path) -> dict[str, Any]:
+    """A model card checked against CARD_SCHEMA; ModelLoadError says what is wrong with it.
+
+    The verdict is kept until the file changes (pages list the models on every run), and the
+    card returned is a shallow copy: change its top-level keys only.
+    """
+    try:
+        stat = card_path.stat()
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    known = _read_cards.get(card_path)
+    if version is None or known is None or known[0] != version:
+        try:
+            known = (version, _check_card(card_path))
+        except ModelLoadError as err:
+            known = (version, str(err))
+        if version is not None:
+            _read_cards[card_path] = known
+    if isinstance(known[1], str):
+        raise ModelLoadError(known[1])
+    return dict(known[1])
+
+
+# card path -> (inode, mtime, size) when read, and the card or why it is unusable
+_read_cards: dict[Path, tuple[tuple[int, int, int] | None, dict[str, Any] | str]] = {}
+
+
+def _check_card(card_path: Path) -> dict[str, Any]:
+    name = card_path.stem
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"model {name}: its card {card_path} cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(
+            f"model {name}: its card {card_path} is not valid JSON (line {err.lineno}: {err.msg})"
+        ) from None
+    problem = best_match(_card_validator.iter_errors(card))
+    if problem is not None:
+        where = "/".join(str(part) for part in problem.absolute_path) or "the card"
+        if list(problem.absolute_path) == ["classes"]:
+            message = f"class order {card['classes']} differs from {list(EMOTIONS)}"
+        else:
+            message = _short(problem.message)
+        raise ModelLoadError(f"model {name}: its card {card_path} is unusable ({where}: {message})")
+    return card
+
+
+def scan_models() -> tuple[list[dict[str, Any]], list[BrokenModel]]:
+    """Cards of every usable registered model (name, path and mtime added; shipped first), and the
+    models left out because their card is broken. The first folder holding NAME.pt and NAME.json wins."""
     cards: dict[str, dict[str, Any]] = {}
+    broken: dict[str, BrokenModel] = {}
     for directory in model_dirs():
         if not directory.is_dir():
             continue
         for card_path in sorted(directory.glob("*.json")):
             weights = card_path.with_suffix(".pt")
-            if not weights.exists() or card_path.stem in cards:
+            name = card_path.stem
+            if not weights.exists() or name in cards or name in broken:
                 continue
             try:
-                card = json.loads(card_path.read_text())
-            except (OSError, json.JSONDecodeError):
+                card = read_card(card_path)
+            except ModelLoadError as err:
+                broken[name] = BrokenModel(name, card_path, str(err))
                 continue
-            card.update(name=card_path.stem, path=str(weights), mtime=weights.stat().st_mtime)
-            cards[card_path.stem] = card
-    return list(cards.values())
+            card.update(name=name, path=str(weights), mtime=weights.stat().st_mtime)
+            cards[name] = card
+    return list(cards.values()), list(broken.values())
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Cards of every usable registered model (name, path and mtime added), shipped first."""
+    return scan_models()[0]
+
+
+def broken_models() -> list[BrokenModel]:
+    """Registered models whose card is broken (not valid JSON, or not what CARD_SCHEMA describes)."""
+    return scan_models()[1]
 
 
 def find_model(name: str) -> Path:
@@ -83,16 +199,49 @@ def find_model(name: str) -> Path:
 
 
 def load_model(name: str) -> LoadedModel:
-    """Rebuild a registered model from its card and load its weights (tensors only)."""
+    """Rebuild a registered model from its card and load its weights (tensors only).
+
+    ModelNotFound when there is no such model; ModelLoadError, naming the model and the cause,
+    when its card or weights cannot be used.
+    """
     weights = find_model(name)
-    card = json.loads(weights.with_suffix(".json").read_text())
-    if card.get("classes", list(EMOTIONS)) != list(EMOTIONS):
-        raise ValueError(f"{weights}: class order {card['classes']} differs from {list(EMOTIONS)}")
-    module = create_model(card["architecture"], **card.get("arch_args", {}))
-    module.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    card = read_card(weights.with_suffix(".json"))
+    label = weights.stem
+    try:
+        module = create_model(card["architecture"], **card.get("arch_args", {}))
+    except (TypeError, ValueError) as err:
+        raise ModelLoadError(f"model {label}: its card describes no buildable network ({err})") from None
+    state = read_weights(weights, label)
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:
+        raise ModelLoadError(
+            f"model {label}: its weights {weights} do not fit its card's {card['architecture']} "
+            f"network ({_short(str(err))})"
+        ) from None
     module.eval()
-    card["name"] = weights.stem
-    return LoadedModel(weights.stem, module, card)
+    card["name"] = label
+    return LoadedModel(label, module, card)
+
+
+def read_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """A weights file's tensors (torch.load with weights_only); ModelLoadError if it is not one."""
+    try:
+        if path.stat().st_size == 0:
+            reason = "the file is empty"
+        else:
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError:
+        reason = "it is not a tensors-only PyTorch file (torch.load with weights_only=True refused it)"
+    except Exception as err:  # a parser of arbitrary bytes: truncated, damaged or unreadable files
+        reason = f"the file is damaged or cut short ({_short(str(err)) or type(err).__name__})"
+    raise ModelLoadError(f"model {name}: its weights {path} cannot be loaded: {reason}")
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """The first sentence of a library's error message, cut to `limit` characters."""
+    first = " ".join(text.split()).split(". ")[0].rstrip(".")
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def save_model(

@@ -10,16 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from core.labels import EMOTIONS
-from core.registry import find_model
+from core.registry import find_model, read_card
 
 DEFAULT_EVALUATION = "fer2013/val"
 
 
 def recorded_evaluation(name: str, key: str = DEFAULT_EVALUATION) -> dict[str, Any]:
     """The evaluation a model card holds under `key` (e.g. fer2013/val)."""
-    import json
-
-    card = json.loads(find_model(name).with_suffix(".json").read_text())
+    card = read_card(find_model(name).with_suffix(".json"))
     evaluations = card.get("evaluations", {})
     if key not in evaluations:
         known = ", ".join(evaluations) or "none"

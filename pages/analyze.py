@@ -135,6 +135,10 @@ if not selection.names:
 elif selection.b is None or selection.a == selection.b:
     st.info("Only one model is picked: pick a different model B in the sidebar to compare two.")
 
+keys, problems = resources.usable_models(selection.keys)
+for problem in problems:
+    st.warning(f"{problem}. It is left out of the analysis.", icon=":material/error:")
+
 inputs = image_inputs("analyze")
 method_column, class_column, flip_column = st.columns(3, vertical_alignment="bottom")
 method = method_column.selectbox("Grad-CAM method", list(CAM_METHODS), key="cam_method")
@@ -155,4 +159,4 @@ if len(inputs) > MAX_IMAGES:
 for index, item in enumerate(inputs[:MAX_IMAGES]):
     if len(inputs) > 1:
         st.subheader(item.name, divider="gray")
-    show(item, index, selection.keys, method, target, flip)
+    show(item, index, keys, method, target, flip)

@@ -27,6 +27,12 @@ if not selection.names:
     st.warning("No emotion model is registered, so there is no attention to cluster. " + HOW_TO_GET_MODELS)
     st.stop()
 
+keys, problems = resources.usable_models(selection.keys)
+for problem in problems:
+    st.warning(f"{problem}. It is left out.", icon=":material/error:")
+if not keys:
+    st.stop()
+
 item = image_inputs("clusters", multiple=False)[0]
 if item.source == "sample":
     st.info(
@@ -46,7 +52,7 @@ if not found.faces:
     st.info(f"No face found in **{item.name}**. A few tips:\n{tips}", icon=":material/sentiment_neutral:")
     st.stop()
 
-attention_names = [name for name, _ in selection.keys]
+attention_names = [name for name, _ in keys]
 controls, picture = st.columns([2, 1])
 with controls:
     number = 0
@@ -69,9 +75,9 @@ with controls:
 picture.image(annotate(found), caption=item.name, width="stretch")
 
 crop = found.faces[number].crop
-attention_key = next(key for key in selection.keys if key[0] == attention_name)
+attention_key = next(key for key in keys if key[0] == attention_name)
 with st.spinner("Clustering attention and reading every masked face…"):
-    study = resources.region_study(crop, attention_key, selection.keys, n, lam, alpha, method)
+    study = resources.region_study(crop, attention_key, keys, n, lam, alpha, method)
 
 columns = st.columns(3)
 columns[0].image(enlarge(crop), caption=f"Face {number + 1}", width="stretch")

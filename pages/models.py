@@ -10,6 +10,7 @@ from core.charts import class_difference_chart, class_distribution_chart, confus
 from core.cli import DATA_DEFAULT
 from core.data import DatasetError
 from core.evaluation import OCCLUSIONS
+from core.registry import broken_models
 from core.report import paired_sentence
 from core.studio import (
     HOW_TO_GET_MODELS,
@@ -24,6 +25,12 @@ SPLITS = {"val": "val", "test": "test", "train": "train", "whole folder": None}
 
 st.title("Models & evaluation")
 selection = pickers.current()
+if broken := broken_models():
+    st.warning(
+        "Left out because their model card is broken (fix or remove the files):\n"
+        + "\n".join(f"- {model.reason}" for model in broken),
+        icon=":material/error:",
+    )
 
 
 def evaluate_form() -> None:

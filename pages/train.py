@@ -8,13 +8,27 @@ import streamlit as st
 
 from core.architectures import architectures
 from core.charts import training_curves
-from core.jobs import Job, JobError, data_roots, dataset_choices, ensure_worker, get_runner, training_enabled
+from core.jobs import (
+    Job,
+    JobError,
+    check_settings,
+    data_roots,
+    dataset_choices,
+    ensure_worker,
+    get_runner,
+    training_enabled,
+)
 from core.jobs.store import job_table
 from core.registry import list_models
 from core.train_options import INPUT_SIZES, parse_arch_args
 from core.training import TrainConfig
 
 st.title("Train")
+try:
+    check_settings()
+except JobError as err:
+    st.error(f"Training cannot run: {err}. Fix the setting and restart the app.", icon=":material/settings:")
+    st.stop()
 if not training_enabled():
     st.info(
         "Training is turned off on this deployment (FER_STUDIO_TRAINING=off). "
@@ -23,8 +37,13 @@ if not training_enabled():
     )
     st.stop()
 
-runner = get_runner()
-ensure_worker(when_queued=True)  # jobs left queued by an earlier app run start again
+try:
+    runner = get_runner()
+    ensure_worker(when_queued=True)  # jobs left queued by an earlier app run start again
+    runner.list_jobs()  # reads every job row once: a damaged database shows here
+except JobError as err:  # e.g. a damaged job database: this page says so, the others work
+    st.error(f"The job system cannot be used: {err}", icon=":material/error:")
+    st.stop()
 
 
 def new_job_form() -> None:

@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.faces import FaceDetector
 from core.pipeline import Analysis, add_saliency, analyze
-from core.registry import LoadedModel, load_model
+from core.registry import LoadedModel, ModelLoadError, load_model
 
 if TYPE_CHECKING:
     from core.regions import RegionStudy
@@ -33,10 +33,16 @@ def detector() -> FaceDetector:
 
 @st.cache_resource(show_spinner=False)
 def job_worker() -> int | None:
-    """Once per app process: restart the training worker if jobs were left waiting (None when none)."""
-    from core.jobs import ensure_worker
+    """Once per app process: restart the training worker if jobs were left waiting (None when none).
 
-    return ensure_worker(when_queued=True)
+    A bad setting or a damaged job database costs the Train page only, which says what is wrong.
+    """
+    from core.jobs import JobError, ensure_worker
+
+    try:
+        return ensure_worker(when_queued=True)
+    except JobError:
+        return None
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
@@ -44,6 +50,22 @@ def model(name: str, mtime: float) -> LoadedModel:
     """A registered model, loaded once per (name, weights mtime): a retrained model is reloaded."""
     del mtime  # part of the cache key only
     return load_model(name)
+
+
+def usable_models(keys: ModelKeys) -> tuple[ModelKeys, list[str]]:
+    """The keys whose model loads, and why each other one does not (ModelLoadError's message).
+
+    A failed load is not cached, so a repaired model is picked up on the next run.
+    """
+    usable, problems = [], []
+    for key in keys:
+        try:
+            model(*key)
+        except ModelLoadError as err:
+            problems.append(str(err))
+        else:
+            usable.append(key)
+    return tuple(usable), problems
 
 
 def models(keys: ModelKeys) -> list[LoadedModel]:

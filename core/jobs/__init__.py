@@ -14,14 +14,16 @@ Nothing here imports streamlit, and only execute.py (in the worker) imports torc
 from core.jobs.runner import JobRunner, LocalRunner, get_runner, validate_config
 from core.jobs.settings import (
     JobError,
+    SettingsError,
     TrainingDisabled,
     check_data_path,
+    check_settings,
     data_roots,
     dataset_choices,
     max_running,
     training_enabled,
 )
-from core.jobs.store import ACTIVE, RESUMABLE, STATUSES, Job, JobStore
+from core.jobs.store import ACTIVE, RESUMABLE, STATUSES, Job, JobStore, JobStoreError
 from core.jobs.worker import ensure_worker, stop_worker, worker_pid
 
 __all__ = [
@@ -32,9 +34,12 @@ __all__ = [
     "JobError",
     "JobRunner",
     "JobStore",
+    "JobStoreError",
     "LocalRunner",
+    "SettingsError",
     "TrainingDisabled",
     "check_data_path",
+    "check_settings",
     "data_roots",
     "dataset_choices",
     "ensure_worker",

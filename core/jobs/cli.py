@@ -47,6 +47,8 @@ def run_jobs(args: argparse.Namespace) -> int:
     if args.jobs_command == "worker":
         return _run_worker(args)
     runner = LocalRunner()
+    if args.jobs_command in ("list", "show"):
+        _warn_about_settings()
     if args.jobs_command == "submit":
         job = runner.submit(config_from_args(args), args.name)
         print(
@@ -73,6 +75,15 @@ def _run_worker(args: argparse.Namespace) -> int:
         print("worker stopped" if worker.stop_worker() else "no worker was running")
         return 0
     return worker.main()
+
+
+def _warn_about_settings() -> None:
+    from core.jobs.settings import SettingsError, check_settings
+
+    try:
+        check_settings()
+    except SettingsError as err:
+        print(f"warning: {err} (no worker starts until it is fixed)", file=sys.stderr)
 
 
 def _when(stamp: float | None) -> str:

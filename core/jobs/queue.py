@@ -6,24 +6,41 @@ gives the worker its ordering (strict FIFO), its pool of N worker threads and re
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from huey import SqliteHuey
 from huey.api import TaskWrapper
 
 from core.jobs.settings import jobs_dir
+from core.jobs.store import database_error
 
 TASK_NAME = "fer_studio.train_job"
 _queues: dict[Path, tuple[SqliteHuey, TaskWrapper]] = {}
 _guard = threading.Lock()
 _stop_flag = threading.Event()
+QUEUE_ADVICE = "the worker puts the queued jobs of jobs.db back on a new queue when it starts"
+
+
+@contextmanager
+def _usable(root: Path | None) -> Iterator[None]:
+    """Turn a damaged or unreadable queue.db into a JobStoreError that says what to do."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        problem = database_error((root or jobs_dir()).resolve() / "queue.db", err, QUEUE_ADVICE)
+        if problem is None:
+            raise
+        raise problem from err
 
 
 def job_queue(root: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
     """The huey instance of a jobs folder and its one task, created once per process."""
     root = (root or jobs_dir()).resolve()
-    with _guard:
+    with _guard, _usable(root):
         if root not in _queues:
             root.mkdir(parents=True, exist_ok=True)
             huey = SqliteHuey(
@@ -37,20 +54,23 @@ def enqueue(job_id: int, root: Path | None = None) -> str:
     """Put a job id on the queue; returns the message id (used to revoke it)."""
     huey, task = job_queue(root)
     message = task.s(job_id)
-    huey.enqueue(message)
+    with _usable(root):
+        huey.enqueue(message)
     return str(message.id)
 
 
 def revoke(queue_id: str, root: Path | None = None) -> None:
     """Drop a queued message: the worker skips it when it comes up."""
     huey, _ = job_queue(root)
-    huey.revoke_by_id(queue_id, revoke_once=True)
+    with _usable(root):
+        huey.revoke_by_id(queue_id, revoke_once=True)
 
 
 def pending_job_ids(root: Path | None = None) -> list[int]:
     """Job ids waiting in the queue, in the order they will run."""
     huey, _ = job_queue(root)
-    return [int(message.args[0]) for message in huey.pending()]
+    with _usable(root):
+        return [int(message.args[0]) for message in huey.pending()]
 
 
 def use_stop_flag(flag: threading.Event) -> None:

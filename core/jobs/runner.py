@@ -64,6 +64,7 @@ class LocalRunner:
         config = validate_config(config)
         if name is not None:
             self._check_name(name)
+        queue.pending_job_ids(self.store.root)  # a damaged queue refuses the job before its row exists
         job = self.store.create(name, asdict(config))
         return self._enqueue(job)
 

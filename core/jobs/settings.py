@@ -7,16 +7,23 @@ FER_STUDIO_DATA_ROOTS  folders that datasets must lie in, separated by os.pathse
                        (default: ../shared/datasets next to the repository and $FER_STUDIO_HOME/datasets)
 FER_STUDIO_WORKER_IDLE seconds an idle worker waits before it exits (default 600; 0: never)
 FER_STUDIO_WORKER_NICE niceness added to the worker, so trainings yield the CPU to the app (default 10)
+
+SETTINGS says what each allows; check_settings() reads them all and names every bad one.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.home import home_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+_ON = {"on", "1", "true", "yes", "enabled"}
 _OFF = {"off", "0", "false", "no", "disabled"}
 
 
@@ -33,38 +40,109 @@ def jobs_dir() -> Path:
     return home_dir().resolve() / "jobs"
 
 
+class SettingsError(JobError):
+    """An environment setting has a value the job system cannot use; the message names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its default, the values it allows (in words) and how to read it."""
+
+    name: str
+    default: str
+    allowed: str
+    parse: Callable[[str], Any]  # raises ValueError for a value that is not allowed
+
+
+def _switch(value: str) -> bool:
+    if value.lower() in _ON:
+        return True
+    if value.lower() in _OFF:
+        return False
+    raise ValueError(value)
+
+
+def _number(minimum: float, maximum: float | None = None, whole: bool = False) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        number = int(value) if whole else float(value)
+        if not math.isfinite(number) or number < minimum or (maximum is not None and number > maximum):
+            raise ValueError(value)
+        return number
+
+    return parse
+
+
+def _folders(value: str) -> list[Path]:
+    folders = [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
+    if not folders:
+        raise ValueError(value)
+    return folders
+
+
+SETTINGS = {
+    setting.name: setting
+    for setting in (
+        Setting("FER_STUDIO_TRAINING", "on", "on or off (or 1/0, true/false, yes/no)", _switch),
+        Setting("FER_STUDIO_MAX_JOBS", "1", "a whole number, 1 or more", _number(1, whole=True)),
+        Setting("FER_STUDIO_WORKER_IDLE", "600", "seconds, 0 or more (0: never exit)", _number(0)),
+        Setting("FER_STUDIO_WORKER_NICE", "10", "a whole number from 0 to 19", _number(0, 19, whole=True)),
+        Setting("FER_STUDIO_DATA_ROOTS", "", f"one or more folders separated by {os.pathsep!r}", _folders),
+    )
+}
+
+
+def setting(name: str) -> Any:
+    """The value of one job setting from the environment (its default when unset or empty)."""
+    spec = SETTINGS[name]
+    raw = os.environ.get(name, "").strip()
+    try:
+        return spec.parse(raw or spec.default)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not allowed: use {spec.allowed}") from None
+
+
+def check_settings() -> None:
+    """Read every job setting once; SettingsError naming each bad variable and what it allows."""
+    problems = []
+    for name, spec in SETTINGS.items():
+        if spec.default or os.environ.get(name, "").strip():
+            try:
+                setting(name)
+            except SettingsError as err:
+                problems.append(str(err))
+    if problems:
+        raise SettingsError("; ".join(problems))
+
+
 def training_enabled() -> bool:
-    return os.environ.get("FER_STUDIO_TRAINING", "on").strip().lower() not in _OFF
+    return bool(setting("FER_STUDIO_TRAINING"))
 
 
 def require_training() -> None:
+    """Every setting valid and training on; SettingsError or TrainingDisabled otherwise."""
+    check_settings()
     if not training_enabled():
         raise TrainingDisabled("training is turned off on this deployment (FER_STUDIO_TRAINING=off)")
 
 
 def max_running() -> int:
     """How many trainings may run at once (FER_STUDIO_MAX_JOBS, default 1)."""
-    value = os.environ.get("FER_STUDIO_MAX_JOBS", "1")
-    try:
-        return max(int(value), 1)
-    except ValueError:
-        raise JobError(f"FER_STUDIO_MAX_JOBS must be a whole number, not {value!r}") from None
+    return int(setting("FER_STUDIO_MAX_JOBS"))
 
 
 def worker_idle_seconds() -> float:
     """How long an idle worker waits for new jobs before it exits (0: it never does)."""
-    return float(os.environ.get("FER_STUDIO_WORKER_IDLE", "600"))
+    return float(setting("FER_STUDIO_WORKER_IDLE"))
 
 
 def worker_niceness() -> int:
-    return int(os.environ.get("FER_STUDIO_WORKER_NICE", "10"))
+    return int(setting("FER_STUDIO_WORKER_NICE"))
 
 
 def data_roots() -> list[Path]:
     """Folders that training datasets must lie in."""
-    configured = os.environ.get("FER_STUDIO_DATA_ROOTS")
-    if configured:
-        return [Path(p).expanduser().resolve() for p in configured.split(os.pathsep) if p.strip()]
+    if os.environ.get("FER_STUDIO_DATA_ROOTS", "").strip():
+        return setting("FER_STUDIO_DATA_ROOTS")
     return [(REPO_ROOT.parent / "shared" / "datasets").resolve(), (home_dir() / "datasets").resolve()]
 
 

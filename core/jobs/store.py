@@ -108,6 +108,32 @@ class Job:
         return data
 
 
+class JobStoreError(JobError):
+    """The job database or the queue cannot be used (damaged or unreadable); the message says what to do."""
+
+
+# SQLite's primary result codes for a file that is not (or no longer) a database, and for one
+# that cannot be opened, read or written.
+_DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_UNUSABLE = {3, 8, 10, 13, 14}  # SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+
+
+def database_error(path: Path, err: sqlite3.Error, what: str) -> JobStoreError | None:
+    """A JobStoreError saying what to do about a damaged or unusable SQLite file (`what` follows the
+    advice to move it aside), or None for other errors (a busy database, a bug)."""
+    code = (getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code in _DAMAGED:
+        return JobStoreError(
+            f"{path} is damaged ({err}): stop the worker (python -m core jobs worker --stop), then move "
+            f"{path.name} and any {path.name}-wal and {path.name}-shm beside it out of {path.parent}; {what}"
+        )
+    if code in _UNUSABLE:
+        return JobStoreError(
+            f"{path} cannot be opened or written ({err}): check that folder's permissions and free space"
+        )
+    return None
+
+
 def pid_alive(pid: int | None) -> bool:
     """Whether a process exists and is not a zombie (a killed worker the app has not reaped yet)."""
     if not pid or pid <= 0:
@@ -125,6 +151,12 @@ def pid_alive(pid: int | None) -> bool:
     return state not in ("Z", "X")
 
 
+STORE_ADVICE = (
+    "an empty job list starts with the next command (the jobs it held are lost; their folders "
+    "beside it and the models they registered stay)"
+)
+
+
 class JobStore:
     """Job rows in one SQLite file; each call opens a short connection, so it is safe across threads."""
 
@@ -137,14 +169,21 @@ class JobStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
+        conn = None
         try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
             conn.execute("pragma journal_mode=wal")
             conn.execute("pragma busy_timeout=30000")
             yield conn
+        except sqlite3.Error as err:
+            problem = database_error(self.path, err, STORE_ADVICE)
+            if problem is None:
+                raise
+            raise problem from err
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def folder(self, job_id: int) -> Path:
         return self.root / str(job_id)
@@ -251,6 +290,18 @@ class JobStore:
                 "update jobs set status = ?, error = ?, finished_at = ? where status = ?",
                 (INTERRUPTED, reason, time.time(), RUNNING),
             )
+        return ids
+
+    def fail_queued(self, reason: str) -> list[int]:
+        """Mark every queued job failed (resumable): called by a worker that cannot start."""
+        with self._connect() as conn:
+            conn.execute("begin immediate")
+            ids = [r[0] for r in conn.execute("select id from jobs where status = ?", (QUEUED,))]
+            conn.execute(
+                "update jobs set status = ?, error = ?, finished_at = ? where status = ?",
+                (FAILED, reason, time.time(), QUEUED),
+            )
+            conn.execute("commit")
         return ids
 
     # --- reading -------------------------------------------------------------------------

@@ -23,6 +23,9 @@ from core.home import home_dir
 from core.jobs import queue
 from core.jobs.settings import (
     REPO_ROOT,
+    JobError,
+    check_settings,
+    data_roots,
     jobs_dir,
     max_running,
     training_enabled,
@@ -69,6 +72,7 @@ def ensure_worker(when_queued: bool = False) -> int | None:
     Safe to call from several processes at once: a worker that cannot take the lock exits.
     """
     _reap()
+    check_settings()  # a worker that cannot start would leave jobs waiting: say why here instead
     if not training_enabled():
         return None
     root = jobs_dir()
@@ -78,7 +82,12 @@ def ensure_worker(when_queued: bool = False) -> int | None:
     if when_queued and not ((root / "jobs.db").exists() and JobStore(root).count(QUEUED)):
         return None
     root.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "FER_STUDIO_HOME": str(home_dir().resolve())}
+    # Absolute paths: the worker runs in the repository folder, not in this process's.
+    environment = {
+        **os.environ,
+        "FER_STUDIO_HOME": str(home_dir().resolve()),
+        "FER_STUDIO_DATA_ROOTS": os.pathsep.join(str(folder) for folder in data_roots()),
+    }
     with open(root / "worker.log", "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "core", "jobs", "worker"],
@@ -123,9 +132,13 @@ def main() -> int:
     if descriptor is None:
         logger.info("another worker holds %s; exiting", lock_path(root))
         return 0
-    with contextlib.suppress(OSError):
-        os.nice(worker_niceness())  # trainings yield the CPU to the web app
-    store = JobStore(root)
+    try:
+        store = _start(root)
+    except Exception as err:  # no job may wait for a worker that cannot start
+        logger.exception("the worker cannot start")
+        _fail_waiting(root, f"the job worker could not start: {err}")
+        os.close(descriptor)
+        raise
     while True:
         for job_id in store.interrupt_running("the worker stopped while the job ran; resume it to continue"):
             logger.warning("job %d was left running by a dead worker: marked interrupted", job_id)
@@ -143,6 +156,27 @@ def main() -> int:
     os.close(descriptor)
     logger.info("worker %d exiting", os.getpid())
     return 0
+
+
+def _start(root: Path) -> JobStore:
+    """Check the settings, the job database and the queue before serving; raises what is wrong."""
+    check_settings()
+    with contextlib.suppress(OSError):
+        os.nice(worker_niceness())  # trainings yield the CPU to the web app
+    store = JobStore(root)
+    queue.pending_job_ids(root)  # reads the queue once
+    return store
+
+
+def _fail_waiting(root: Path, reason: str) -> None:
+    """Mark the queued jobs failed with `reason` (resume them once it is fixed), if the database can."""
+    try:
+        failed = JobStore(root).fail_queued(reason)
+    except JobError as err:
+        logger.error("could not mark the queued jobs failed: %s", err)
+        return
+    for job_id in failed:
+        logger.warning("job %d failed: %s", job_id, reason)
 
 
 def _serve(store: JobStore, root: Path) -> bool:
