@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test test-fast bench lint format screenshots clean-venv
+.PHONY: install run test test-fast bench lint format screenshots deploy-check clean-venv
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -48,6 +48,11 @@ format: $(DEV_STAMP)
 # Retake docs/screenshots/*.png in headless Chromium (needs chromium and chromium-driver).
 screenshots: $(DEV_STAMP)
 	$(PY) -m tests.screenshots
+
+# What a host does: a fresh venv in a temporary folder, `pip install -r requirements.txt` only,
+# `streamlit run app.py` in public mode; then headless Chromium uses it (see tests/deploy_check.py).
+deploy-check: $(DEV_STAMP)
+	$(PY) -m tests.deploy_check --python $(PYTHON)
 
 clean-venv:
 	rm -rf $(VENV)
