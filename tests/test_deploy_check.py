@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from tests import deploy_check
 
 
 def test_deploy_check_fails_plainly_without_a_working_environment(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a failed check keeps its folder: keep it here
     empty = tmp_path / "empty-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(empty)], check=True)
     assert deploy_check.main(["--venv", str(empty)]) == 1
