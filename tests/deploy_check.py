@@ -105,11 +105,13 @@ def both_models_seen(driver: Any, what: str) -> None:
         lambda d: all(f"Grad-CAM · {name}" in body_text(d) for name in SHIPPED_MODELS),
         what=f"both Grad-CAM overlays of {what}",
     )
-    wait_until_idle(driver)
+    wait_until_idle(driver)  # the run is over: what is drawn now is this run's result
     text = body_text(driver)
     for letter, name in zip("AB", SHIPPED_MODELS, strict=True):
         if f"Model {letter} · {name}" not in text:
             raise CheckFailed(f"no prediction of model {letter} ({name}) for {what}; page says: {text[:500]}")
+        if f"Grad-CAM · {name}" not in text or "Grad-CAM: computing" in text:
+            raise CheckFailed(f"no finished Grad-CAM of {name} for {what}; page says: {text[:500]}")
     if driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'):
         raise CheckFailed(f"the page shows an exception: {text[:500]}")
 
@@ -242,11 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         venv = args.venv.resolve() if args.venv is not None else work / "venv"
         code = run_check(venv, work, install_first=args.venv is None, python=args.python)
     finally:
+        print(f"deploy check took {time.monotonic() - started:.0f} s", flush=True)
         if args.keep or code != 0:  # a failure keeps its logs to read
             print(f"kept {work}", flush=True)
         else:
+            removing = time.monotonic()
             shutil.rmtree(work, ignore_errors=True)
-    print(f"deploy check took {time.monotonic() - started:.0f} s", flush=True)
+            print(f"removed {work} in {time.monotonic() - removing:.0f} s", flush=True)
     return code
 
 
