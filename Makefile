@@ -2,44 +2,57 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# One stamp per requirements file: editing either file (or this one) reinstalls on the next run.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test test-fast bench lint format screenshots clean-venv
+.PHONY: install run test test-fast bench lint format screenshots deploy-check clean-venv
 
-$(STAMP): requirements.txt Makefile
+$(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+# What the app needs (what a host installs).
+$(RUN_STAMP): requirements.txt Makefile | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
-	# facenet-pytorch pins torch<2.3 and numpy<2 in its metadata but works with these versions.
-	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+# The app's requirements plus tests, lint, types and the browser driver.
+$(DEV_STAMP): requirements-dev.txt requirements.txt Makefile | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(RUN_STAMP)
 
-run: $(STAMP)
+install: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	$(PY) -m ui.launch
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not slow and not browser"
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m core bench
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check core ui tests pages app.py
 	$(PY) -m ruff format --check core ui tests pages app.py
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(PY) -m ruff format core ui tests pages app.py
 	$(PY) -m ruff check --fix core ui tests pages app.py
 
 # Retake docs/screenshots/*.png in headless Chromium (needs chromium and chromium-driver).
-screenshots: $(STAMP)
+screenshots: $(DEV_STAMP)
 	$(PY) -m tests.screenshots
+
+# What a host does: a fresh venv in a temporary folder, `pip install -r requirements.txt` only,
+# `streamlit run app.py` in public mode; then headless Chromium uses it (see tests/deploy_check.py).
+deploy-check: $(DEV_STAMP)
+	$(PY) -m tests.deploy_check --python $(PYTHON)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -58,7 +58,6 @@ def free_port() -> int:
 def running_app(home: Path, log: Path, port: int | None = None, timeout: float = 90) -> Iterator[str]:
     """The app as `make run` starts it (ui.launch), on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL."""
     port = port or free_port()
-    env = {**os.environ, "FER_STUDIO_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     command = [
         sys.executable, "-m", "ui.launch",  # what `make run` starts
         "--server.headless", "true",
@@ -67,8 +66,24 @@ def running_app(home: Path, log: Path, port: int | None = None, timeout: float =
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
+    with serving(command, {"FER_STUDIO_HOME": str(home)}, port, log, timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def serving(
+    command: list[str], env: dict[str, str], port: int, log: Path, timeout: float = 90
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run a Streamlit server command from the repository until its health check answers "ok".
+
+    `env` is added to this process's environment. Yields the URL and the server process;
+    stops the server on exit. Raises RuntimeError if it exits, TimeoutError if it never answers.
+    """
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=REPO, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + timeout
@@ -86,7 +101,7 @@ def running_app(home: Path, log: Path, port: int | None = None, timeout: float =
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
                 time.sleep(0.5)
-            yield url
+            yield url, process
         finally:
             process.terminate()
             try:
