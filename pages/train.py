@@ -10,6 +10,7 @@ import streamlit as st
 from core.architectures import architectures
 from core.charts import training_curves
 from core.jobs import Job, JobError, data_roots, dataset_choices, ensure_worker, get_runner, training_enabled
+from core.jobs.settings import training_off_reason
 from core.jobs.store import job_table
 from core.registry import list_models
 from core.training import TrainConfig
@@ -17,7 +18,7 @@ from core.training import TrainConfig
 st.title("Train")
 if not training_enabled():
     st.info(
-        "Training is turned off on this deployment (FER_STUDIO_TRAINING=off). "
+        f"Training is turned off on this deployment ({training_off_reason()}). "
         "Run the studio yourself to train models: see the README.",
         icon=":material/block:",
     )
