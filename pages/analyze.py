@@ -96,18 +96,18 @@ def downloads(result: Analysis, item: ImageInput, picture_png: bytes, key: str) 
 def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | None, flip: bool) -> None:
     """Analyse one image and draw the photo, downloads and one card per face; Grad-CAM comes last."""
     key = f"image-{index}"
-    waiting = st.empty()
+    waiting = resources.WaitNotice(st.empty())
     try:
         with st.spinner(f"Finding and reading faces in {item.name}…"):
-            result = resources.analysis(item.data, keys, flip, resources.wait_notice(waiting))
+            result = resources.analysis(item.data, keys, flip, waiting)
     except ImageError as err:
-        waiting.empty()
+        waiting.done()
         st.warning(
             f"Could not read **{item.name}**: {err}. Try a JPEG or PNG photo.", icon=":material/broken_image:"
         )
         return
-    waiting.empty()
     if not result.faces:
+        waiting.done()
         tips = "\n".join(f"- {tip}" for tip in NO_FACE_TIPS)
         st.info(f"No face found in **{item.name}**. A few tips:\n{tips}", icon=":material/sentiment_neutral:")
         st.image(result.image, width=360)
@@ -135,11 +135,9 @@ def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | N
     slots = [face_card(number, face, models, key) for number, face in enumerate(result.faces, start=1)]
     if models:
         with st.spinner(f"Computing {method} for {len(result.faces)} face(s)…"):
-            heatmaps = resources.heatmaps(
-                item.data, keys, flip, method, target, resources.wait_notice(waiting)
-            )
-        waiting.empty()
+            heatmaps = resources.heatmaps(item.data, keys, flip, method, target, waiting)
         fill_saliency(slots, result, heatmaps)
+    waiting.done()
 
 
 st.title("Analyze")

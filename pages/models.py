@@ -69,7 +69,7 @@ def evaluate_form() -> None:
         except JobError as err:
             st.error(f"Could not evaluate {name}: {err}")
             return
-        waiting = st.empty()
+        waiting = resources.WaitNotice(st.empty())
         bar = st.progress(0.0, text="starting")
         key = selection.key_of(name)
         try:
@@ -80,14 +80,14 @@ def evaluate_form() -> None:
                 path.stat().st_mtime,
                 occlusion,
                 _progress=lambda f, t: bar.progress(f, text=t),
-                _on_wait=resources.wait_notice(waiting),
+                _on_wait=waiting,
             )
         except (DatasetError, ValueError, OSError) as err:
-            waiting.empty()
+            waiting.done()
             bar.empty()
             st.error(f"Could not evaluate {name}: {err}")
             return
-        waiting.empty()
+        waiting.done()
         bar.progress(1.0, text="done")
         label = f"{path.name}/{SPLITS[split]}" if SPLITS[split] else path.name
         st.session_state.setdefault("page_evaluations", {}).setdefault(name, {})[label] = result

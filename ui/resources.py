@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -93,19 +94,38 @@ def results() -> BoundedCache:
     return cache
 
 
-def wait_notice(slot: Any) -> Callable[[int], None]:
-    """An on_wait for the gate that tells the visitor, in `slot` (an st.empty), how many are ahead."""
+class WaitNotice:
+    """The gate's on_wait for a page: "waiting for N others" in a slot (an st.empty) while waiting.
 
-    def notice(ahead: int) -> None:
+    done() clears the slot, or leaves a one-line note of the wait when there was one.
+    """
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+        self.since: float | None = None
+
+    def __call__(self, ahead: int) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
         others = "1 other" if ahead == 1 else f"{ahead} others"
-        at_once = limits().max_analyses
-        runs = "one analysis" if at_once == 1 else f"{at_once} analyses"
-        slot.info(
-            f"Waiting for {others}: this server runs {runs} at a time so that each one is quick.",
+        self.slot.info(
+            f"Waiting for {others}: this server runs {_at_once()} at a time so that each one is quick.",
             icon=":material/hourglass_top:",
         )
 
-    return notice
+    def done(self) -> None:
+        if self.since is None:
+            self.slot.empty()
+        else:
+            waited = time.monotonic() - self.since
+            self.slot.caption(
+                f"⏳ Waited {waited:.0f} s for a turn: this server runs {_at_once()} at a time."
+            )
+
+
+def _at_once() -> str:
+    count = limits().max_analyses
+    return "one analysis" if count == 1 else f"{count} analyses"
 
 
 def _digest(data: bytes) -> str:
