@@ -25,6 +25,7 @@ import streamlit as st
 from core.bounded_cache import BoundedCache
 from core.faces import FaceDetector
 from core.gate import Gate
+from core.memory import release_free_memory
 from core.pipeline import Analysis, add_saliency, analyze
 from core.public import limits
 from core.registry import LoadedModel, load_model
@@ -158,6 +159,7 @@ def analysis(data: bytes, keys: ModelKeys, flip_tta: bool, on_wait: OnWait = Non
             max_pixels=limit.max_pixels,
             work_side=limit.work_side,
         )
+    release_free_memory()  # the full-size decode is gone: give its pages back
     results().put(key, found, found.nbytes())
     return found
 
