@@ -5,10 +5,14 @@ Run with `streamlit run app.py` (or `make run`). Every page lives in pages/ and 
 
 import streamlit as st
 
+from core.public import public_mode
+from ui.deploy import keep_uploads_in_memory, settings_from_secrets
 from ui.pickers import model_pickers
 from ui.resources import job_worker
 
 st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
+settings_from_secrets()  # FER_STUDIO_PUBLIC and the limits, as Community Cloud passes them
+keep_uploads_in_memory()
 
 PAGES = [
     st.Page("pages/analyze.py", title="Analyze", icon=":material/face:", default=True),
@@ -24,4 +28,6 @@ st.sidebar.caption(
     "Facial emotion recognition on FER2013's seven classes. Model A is usually the baseline, "
     "model B the cluster-masked model of Qiu, *Leaving Some Facial Features Behind* (arXiv 2411.00824)."
 )
+if public_mode():
+    st.sidebar.caption("Public demo: training is off and only the listed datasets can be evaluated.")
 page.run()

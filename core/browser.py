@@ -55,8 +55,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(home: Path, log: Path, port: int | None = None, timeout: float = 90) -> Iterator[str]:
-    """The app as `make run` starts it (ui.launch), on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL."""
+def running_app(
+    home: Path,
+    log: Path,
+    port: int | None = None,
+    timeout: float = 90,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """The app as `make run` starts it (ui.launch), on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL.
+
+    env adds to (or overrides) this process's environment, e.g. {"FER_STUDIO_PUBLIC": "1"}.
+    """
     port = port or free_port()
     command = [
         sys.executable, "-m", "ui.launch",  # what `make run` starts
@@ -66,7 +75,7 @@ def running_app(home: Path, log: Path, port: int | None = None, timeout: float =
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
-    with serving(command, {"FER_STUDIO_HOME": str(home)}, port, log, timeout) as (url, _):
+    with serving(command, {"FER_STUDIO_HOME": str(home), **(env or {})}, port, log, timeout) as (url, _):
         yield url
 
 

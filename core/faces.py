@@ -75,6 +75,10 @@ class FaceDetector:
 
     def detect(self, image: Image.Image) -> list[Face]:
         """Every face above the score threshold, largest first, at most max_faces."""
+        return self.detect_all(image)[: self.max_faces]
+
+    def detect_all(self, image: Image.Image) -> list[Face]:
+        """Every face above the score threshold, largest first, however many (callers cut and say so)."""
         scale = min(1.0, self.max_side / max(image.size))
         small = (
             image
@@ -100,7 +104,7 @@ class FaceDetector:
             if score >= self.score_threshold
         ]
         faces.sort(key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
-        return faces[: self.max_faces]
+        return faces
 
 
 def crop_face(image: Image.Image, face: Face, size: int = CROP_SIZE) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core.faces import Face, FaceDetector, crop_face
-from core.images import decode_image
+from core.images import decode_image, fit_within
 from core.labels import EMOTIONS
 from core.predict import predict_proba
 from core.registry import LoadedModel
@@ -44,7 +44,10 @@ class FaceResult:
 
 @dataclass
 class Analysis:
-    """Everything the pipeline found in one photo."""
+    """Everything the pipeline found in one photo.
+
+    faces_left_out counts the faces found beyond the max_faces read (the smallest ones).
+    """
 
     image: Image.Image
     faces: list[FaceResult]
@@ -52,11 +55,21 @@ class Analysis:
     flip_tta: bool = False
     cam_method: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    faces_left_out: int = 0
+
+    def nbytes(self) -> int:
+        """Bytes this result holds in arrays and pixels: what keeping it in a cache costs."""
+        arrays = [result.crop for result in self.faces]
+        for result in self.faces:
+            arrays += [*result.probabilities.values(), *result.heatmaps.values()]
+        pixels = self.image.width * self.image.height * len(self.image.getbands())
+        return pixels + sum(np.asarray(a).nbytes for a in arrays)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready result: boxes, landmarks and per-class probabilities per model."""
         return {
             "image_size": list(self.image.size),
+            "faces_left_out": self.faces_left_out,
             "models": self.models,
             "flip_tta": self.flip_tta,
             "faces": [
@@ -108,18 +121,27 @@ def analyze(
     cam_method: str | None = "gradcam",
     cam_class: int | None = None,
     flip_tta: bool = False,
+    max_faces: int | None = None,
+    max_pixels: int | None = None,
+    work_side: int | None = None,
 ) -> Analysis:
     """Find every face, classify it with every model and (if cam_method) explain each prediction.
 
-    cam_class None explains each model's own predicted class.
+    cam_class None explains each model's own predicted class. Bytes of more than max_pixels
+    are refused (ImageError); a photo longer than work_side is scaled down right after
+    decoding, and boxes are in that copy's pixels. Only the max_faces largest faces
+    (default: the detector's max_faces) are read; faces_left_out counts the rest.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    image = source if isinstance(source, Image.Image) else decode_image(source)
+    image = source if isinstance(source, Image.Image) else decode_image(source, max_pixels=max_pixels)
+    if work_side:
+        image = fit_within(image, work_side)
     timings["decode"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    faces = detector.detect(image)
+    found = detector.detect_all(image)
+    faces = found[: detector.max_faces if max_faces is None else max_faces]
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -150,6 +172,7 @@ def analyze(
         for i, face in enumerate(faces)
     ]
     analysis = Analysis(image, results, [m.name for m in models], flip_tta, cam_method if one_pass else None)
+    analysis.faces_left_out = len(found) - len(faces)
     if cam_method and not one_pass:
         analysis = add_saliency(analysis, models, cam_method, cam_class)
     timings["saliency"] += analysis.timings.get("saliency", 0.0)

@@ -15,8 +15,6 @@ from core.labels import EMOTIONS
 
 PREFERRED_PAIR = ("baseline", "masked")
 UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
-MAX_UPLOAD_MB = 20
-MAX_IMAGES = 8
 
 EMOJI = {
     "angry": "😠",

@@ -11,14 +11,16 @@ from core.charts import probability_chart
 from core.images import ImageError
 from core.labels import EMOTIONS
 from core.pipeline import Analysis, FaceResult, annotate
+from core.public import limits, public_mode
 from core.saliency import CAM_METHODS, overlay_on_crop
-from core.studio import EMOJI, HOW_TO_GET_MODELS, MAX_IMAGES, NO_FACE_TIPS, enlarge, file_stem, png_bytes
+from core.studio import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge, file_stem, png_bytes
 from ui import pickers, resources
 from ui.inputs import ImageInput, image_inputs
 
 PRIVACY = (
     "🔒 **Privacy:** photos are processed in this server's memory and never written to disk or sent "
-    "elsewhere. Results stay in memory for at most an hour, so that changing a setting is quick."
+    "elsewhere. Results (a reduced copy of the photo, the face crops and the predictions) stay in "
+    "memory for at most an hour, so that changing a setting is quick."
 )
 
 
@@ -94,15 +96,18 @@ def downloads(result: Analysis, item: ImageInput, picture_png: bytes, key: str) 
 def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | None, flip: bool) -> None:
     """Analyse one image and draw the photo, downloads and one card per face; Grad-CAM comes last."""
     key = f"image-{index}"
+    waiting = resources.WaitNotice(st.empty())
     try:
         with st.spinner(f"Finding and reading faces in {item.name}…"):
-            result = resources.analysis(item.data, keys, flip)
+            result = resources.analysis(item.data, keys, flip, waiting)
     except ImageError as err:
+        waiting.done()
         st.warning(
             f"Could not read **{item.name}**: {err}. Try a JPEG or PNG photo.", icon=":material/broken_image:"
         )
         return
     if not result.faces:
+        waiting.done()
         tips = "\n".join(f"- {tip}" for tip in NO_FACE_TIPS)
         st.info(f"No face found in **{item.name}**. A few tips:\n{tips}", icon=":material/sentiment_neutral:")
         st.image(result.image, width=360)
@@ -120,15 +125,26 @@ def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | N
             st.metric("Models agree on", f"{agree} of {len(result.faces)}")
         st.caption(f"Analysed in {result.timings.get('total', 0):.1f} s")
         downloads(result, item, png_bytes(picture), key)
+    if result.faces_left_out:
+        st.info(
+            f"{result.faces_left_out} more face(s) were found in **{item.name}** but are not shown: "
+            f"this server reads the {len(result.faces)} largest faces of a photo. "
+            "Crop the photo to the people you care about to see the others.",
+            icon=":material/groups:",
+        )
     slots = [face_card(number, face, models, key) for number, face in enumerate(result.faces, start=1)]
     if models:
         with st.spinner(f"Computing {method} for {len(result.faces)} face(s)…"):
-            heatmaps = resources.heatmaps(item.data, keys, flip, method, target)
+            heatmaps = resources.heatmaps(item.data, keys, flip, method, target, waiting)
         fill_saliency(slots, result, heatmaps)
+    waiting.done()
 
 
 st.title("Analyze")
 st.caption(PRIVACY)
+limit = limits()
+if public_mode():
+    st.caption(f"⚖️ **Public demo limits:** {limit.describe()}")
 selection = pickers.current()
 if not selection.names:
     st.warning("No emotion model is registered, so faces are found but not read. " + HOW_TO_GET_MODELS)
@@ -154,9 +170,9 @@ if inputs[0].source == "sample":
         "Showing a built-in sample photo. Upload your own photos or use the camera above.",
         icon=":material/photo:",
     )
-if len(inputs) > MAX_IMAGES:
-    st.info(f"Showing the first {MAX_IMAGES} of {len(inputs)} images.")
-for index, item in enumerate(inputs[:MAX_IMAGES]):
+if len(inputs) > limit.max_images:
+    st.info(f"Showing the first {limit.max_images} of {len(inputs)} images: the limit per upload here.")
+for index, item in enumerate(inputs[: limit.max_images]):
     if len(inputs) > 1:
         st.subheader(item.name, divider="gray")
     show(item, index, keys, method, target, flip)

@@ -39,15 +39,18 @@ if item.source == "sample":
         "Showing a built-in sample photo. Upload your own photo or use the camera above.",
         icon=":material/photo:",
     )
+waiting = resources.WaitNotice(st.empty())
 try:
     with st.spinner("Finding faces…"):
-        found = resources.analysis(item.data, (), False)
+        found = resources.analysis(item.data, (), False, waiting)
 except ImageError as err:
+    waiting.done()
     st.warning(
         f"Could not read **{item.name}**: {err}. Try a JPEG or PNG photo.", icon=":material/broken_image:"
     )
     st.stop()
 if not found.faces:
+    waiting.done()
     tips = "\n".join(f"- {tip}" for tip in NO_FACE_TIPS)
     st.info(f"No face found in **{item.name}**. A few tips:\n{tips}", icon=":material/sentiment_neutral:")
     st.stop()
@@ -77,7 +80,8 @@ picture.image(annotate(found), caption=item.name, width="stretch")
 crop = found.faces[number].crop
 attention_key = next(key for key in keys if key[0] == attention_name)
 with st.spinner("Clustering attention and reading every masked face…"):
-    study = resources.region_study(crop, attention_key, keys, n, lam, alpha, method)
+    study = resources.region_study(crop, attention_key, keys, n, lam, alpha, method, _on_wait=waiting)
+waiting.done()
 
 columns = st.columns(3)
 columns[0].image(enlarge(crop), caption=f"Face {number + 1}", width="stretch")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from core.charts import class_difference_chart, class_distribution_chart, confusion_heatmap, occlusion_chart
 from core.cli import DATA_DEFAULT
 from core.data import DatasetError
 from core.evaluation import OCCLUSIONS
+from core.jobs import JobError, check_data_path, data_roots, dataset_choices
+from core.public import public_mode
 from core.registry import broken_models
 from core.report import paired_sentence
 from core.studio import (
@@ -33,43 +33,68 @@ if broken := broken_models():
     )
 
 
+def dataset_input() -> str | None:
+    """The dataset to evaluate on: a typed path, or in public mode only a listed dataset."""
+    if public_mode():
+        choices = dataset_choices()
+        chosen = st.selectbox(
+            "Dataset",
+            choices,
+            format_func=lambda p: p.name,
+            key="eval_dataset",
+            help="The datasets this deployment offers (public demo: no other path can be read).",
+        )
+        return None if chosen is None else str(chosen)
+    return st.text_input(
+        "Dataset folder or fer2013.csv",
+        DATA_DEFAULT,
+        key="eval_data",
+        help="A FER2013-style folder (split/emotion/*.jpg), a folder emotion/*.jpg, or Kaggle's "
+        "fer2013.csv, inside the data roots: " + ", ".join(str(root) for root in data_roots()),
+    )
+
+
 def evaluate_form() -> None:
-    """Evaluate a registered model on a dataset folder or CSV, with a progress bar."""
+    """Evaluate a registered model on a dataset in the data roots, with a progress bar."""
     with st.expander("Evaluate a model on a dataset", icon=":material/play_circle:"):
         with st.form("evaluate"):
             name = st.selectbox(
                 "Model", selection.names, index=selection.names.index(selection.a), key="eval_model"
             )
-            data = st.text_input(
-                "Dataset folder or fer2013.csv",
-                DATA_DEFAULT,
-                key="eval_data",
-                help="A FER2013-style folder (split/emotion/*.jpg), a folder emotion/*.jpg, "
-                "or Kaggle's fer2013.csv.",
-            )
+            data = dataset_input()
             split_column, occlusion_column = st.columns(2, vertical_alignment="bottom")
             split = split_column.selectbox("Split", list(SPLITS), key="eval_split")
             occlusion = occlusion_column.checkbox("Occlusion test", True, key="eval_occlusion")
             submitted = st.form_submit_button("Evaluate", type="primary")
         if not submitted:
             return
+        if not data:
+            st.error("No dataset is available here: " + ", ".join(str(r) for r in data_roots()))
+            return
+        try:
+            path = check_data_path(data)  # nothing outside the data roots is read, or even looked at
+        except JobError as err:
+            st.error(f"Could not evaluate {name}: {err}")
+            return
+        waiting = resources.WaitNotice(st.empty())
         bar = st.progress(0.0, text="starting")
-        path = Path(data).expanduser()
-        stamp = path.stat().st_mtime if path.exists() else 0.0
         key = selection.key_of(name)
         try:
             result = resources.evaluation(
                 key,
                 str(path),
                 SPLITS[split],
-                stamp,
+                path.stat().st_mtime,
                 occlusion,
                 _progress=lambda f, t: bar.progress(f, text=t),
+                _on_wait=waiting,
             )
         except (DatasetError, ValueError, OSError) as err:
+            waiting.done()
             bar.empty()
             st.error(f"Could not evaluate {name}: {err}")
             return
+        waiting.done()
         bar.progress(1.0, text="done")
         label = f"{path.name}/{SPLITS[split]}" if SPLITS[split] else path.name
         st.session_state.setdefault("page_evaluations", {}).setdefault(name, {})[label] = result

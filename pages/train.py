@@ -18,6 +18,7 @@ from core.jobs import (
     get_runner,
     training_enabled,
 )
+from core.jobs.settings import training_off_reason
 from core.jobs.store import job_table
 from core.registry import list_models
 from core.train_options import INPUT_SIZES, parse_arch_args
@@ -31,7 +32,7 @@ except JobError as err:
     st.stop()
 if not training_enabled():
     st.info(
-        "Training is turned off on this deployment (FER_STUDIO_TRAINING=off). "
+        f"Training is turned off on this deployment ({training_off_reason()}). "
         "Run the studio yourself to train models: see the README.",
         icon=":material/block:",
     )

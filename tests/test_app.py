@@ -231,8 +231,9 @@ def test_models_page_shows_recorded_evaluations(tiny_registry: list[str], fer_fo
 
 
 def test_models_page_evaluates_a_dataset_with_a_progress_bar(
-    tiny_registry: list[str], fer_folders: Path
+    tiny_registry: list[str], fer_folders: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(fer_folders.parent))
     app = open_page("pages/models.py")
     assert any("No evaluation" in info.value for info in app.info)
     assert len(app.get("plotly_chart")) == 1  # the class distribution only
@@ -245,7 +246,10 @@ def test_models_page_evaluates_a_dataset_with_a_progress_bar(
     assert len(app.get("plotly_chart")) == 3  # confusion, occlusion, distribution
 
 
-def test_models_page_reports_a_bad_dataset_path(tiny_registry: list[str], tmp_path: Path) -> None:
+def test_models_page_reports_a_bad_dataset_path(
+    tiny_registry: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(tmp_path))
     app = open_page("pages/models.py")
     app.text_input(key="eval_data").input(str(tmp_path / "missing"))
     app.form_submit_button[0].click().run()

@@ -1,6 +1,7 @@
 """Image inputs shared by the pages: upload, browser camera, or the built-in sample.
 
-Uploads and camera photos stay in memory (Streamlit keeps them in RAM); nothing is written to disk.
+Uploads and camera photos stay in memory (Streamlit keeps them in RAM, and app.py keeps its
+web server from spooling large ones to disk: ui.deploy.keep_uploads_in_memory).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.studio import MAX_UPLOAD_MB, UPLOAD_TYPES, sample_png
+from core.public import limits
+from core.studio import UPLOAD_TYPES, sample_png
 
 SAMPLE_NAME = "sample: astronaut portrait"
 
@@ -24,7 +26,11 @@ class ImageInput:
 
 
 def image_inputs(key: str, multiple: bool = True) -> list[ImageInput]:
-    """Uploader and camera side by side; the sample when neither holds an image."""
+    """Uploader and camera side by side; the sample when neither holds an image.
+
+    Files larger than FER_STUDIO_MAX_UPLOAD_MB are refused by the uploader itself.
+    """
+    max_mb = limits().max_upload_mb
     upload_column, camera_column = st.columns([3, 2])
     with upload_column:
         uploaded = st.file_uploader(
@@ -32,8 +38,8 @@ def image_inputs(key: str, multiple: bool = True) -> list[ImageInput]:
             type=list(UPLOAD_TYPES),
             accept_multiple_files=multiple,
             key=f"{key}_upload",
-            max_upload_size=MAX_UPLOAD_MB,
-            help=f"JPEG, PNG, WebP, BMP or TIFF, up to {MAX_UPLOAD_MB} MB each.",
+            max_upload_size=max_mb,
+            help=f"JPEG, PNG, WebP, BMP or TIFF, up to {max_mb} MB each.",
         )
     with camera_column:
         photo = None

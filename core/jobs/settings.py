@@ -1,7 +1,7 @@
 """Settings of the job system, all read from the environment at call time.
 
 FER_STUDIO_HOME        data folder; jobs live in $FER_STUDIO_HOME/jobs (see core.home)
-FER_STUDIO_TRAINING    "off" (or 0/false/no) turns training off, e.g. for a public deployment
+FER_STUDIO_TRAINING    "off" (or 0/false/no) turns training off; public mode (FER_STUDIO_PUBLIC=1) implies it
 FER_STUDIO_MAX_JOBS    trainings that may run at once (default 1); the rest wait in order
 FER_STUDIO_DATA_ROOTS  folders that datasets must lie in, separated by os.pathsep
                        (default: ../shared/datasets next to the repository and $FER_STUDIO_HOME/datasets)
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.home import home_dir
+from core.public import public_mode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 _ON = {"on", "1", "true", "yes", "enabled"}
@@ -115,14 +116,20 @@ def check_settings() -> None:
 
 
 def training_enabled() -> bool:
-    return bool(setting("FER_STUDIO_TRAINING"))
+    """False when FER_STUDIO_TRAINING is off or public mode is on."""
+    return not public_mode() and bool(setting("FER_STUDIO_TRAINING"))
+
+
+def training_off_reason() -> str:
+    """Which setting turned training off, for messages."""
+    return "FER_STUDIO_PUBLIC=1" if public_mode() else "FER_STUDIO_TRAINING=off"
 
 
 def require_training() -> None:
     """Every setting valid and training on; SettingsError or TrainingDisabled otherwise."""
     check_settings()
     if not training_enabled():
-        raise TrainingDisabled("training is turned off on this deployment (FER_STUDIO_TRAINING=off)")
+        raise TrainingDisabled(f"training is turned off on this deployment ({training_off_reason()})")
 
 
 def max_running() -> int:
