@@ -98,6 +98,16 @@ def enlarge(array: np.ndarray, size: int = 192, smooth: bool = True) -> np.ndarr
     return np.asarray(Image.fromarray(np.asarray(array, dtype=np.uint8)).resize((size, size), resample))
 
 
+def preview(image: Image.Image, side: int = 360) -> Image.Image:
+    """A copy that fits in side x side pixels for display, never less than 1 pixel on a side.
+
+    Streamlit's own downscaling rounds a very thin photo (721x1 shown 360 wide) to 0 rows and fails.
+    """
+    picture = image.copy()
+    picture.thumbnail((side, side))
+    return picture
+
+
 def file_stem(name: str) -> str:
     """A file name without folders and extension, safe to reuse in download names."""
     stem = name.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
