@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.images import ImageError, decode_image, to_gray_array
+from core.images import SUFFIXES, ImageError, decode_image, to_gray_array
 from core.labels import EMOTIONS, label_index
 
 CROP_SIZE = 48
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm"}
+IMAGE_SUFFIXES = set(SUFFIXES)
 CSV_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 

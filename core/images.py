@@ -12,6 +12,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pillow's default bomb limit (~89 MP) warns first and errors at twice that; we refuse early.
 MAX_PIXELS = 50_000_000
 MAX_BYTES = 50 * 1024 * 1024
+# The formats users bring; only these parsers run: an EPS renamed .jpg must never start
+# Ghostscript. JPEG includes phones' MPO (a JPEG with more frames); PPM reads .pgm.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
+SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm")
+ACCEPTED = "JPEG, PNG, WebP, BMP, TIFF, GIF or PGM"
 
 
 class ImageError(ValueError):
@@ -21,18 +26,23 @@ class ImageError(ValueError):
 def decode_image(source: bytes | str | Path, name: str | None = None) -> Image.Image:
     """Decode bytes or a file path into an RGB image with EXIF orientation applied.
 
-    Handles grayscale, RGBA (composited on white), palette, CMYK and 16-bit images and
-    takes the first frame of animations. Raises ImageError with a readable message for
-    files that are not images, are too large, or are decompression bombs.
+    Handles grayscale, RGBA (composited on white), palette, CMYK, 16-bit, 32-bit and float
+    images and takes the first frame of animations. Raises ImageError with a readable
+    message for files that are not images, not in FORMATS, too large, or decompression bombs.
     """
     label = name or (str(source) if isinstance(source, (str, Path)) else "upload")
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise ImageError(f"{label}: no such file")
-        if path.stat().st_size > MAX_BYTES:
-            raise ImageError(f"{label}: file is larger than {MAX_BYTES // 2**20} MB")
-        data = path.read_bytes()
+        if not path.is_file():
+            raise ImageError(f"{label}: not a file")
+        try:
+            if path.stat().st_size > MAX_BYTES:
+                raise ImageError(f"{label}: file is larger than {MAX_BYTES // 2**20} MB")
+            data = path.read_bytes()
+        except OSError as err:
+            raise ImageError(f"{label}: cannot be read ({err.strerror or err.__class__.__name__})") from err
     else:
         data = bytes(source)
     if not data:
@@ -42,7 +52,7 @@ def decode_image(source: bytes | str | Path, name: str | None = None) -> Image.I
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise ImageError(
@@ -55,21 +65,22 @@ def decode_image(source: bytes | str | Path, name: str | None = None) -> Image.I
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"{label}: image is too large to decode safely") from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UnidentifiedImageError as err:
+        raise ImageError(f"{label}: not a readable image (accepted: {ACCEPTED})") from err
+    except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{label}: not a readable image ({err.__class__.__name__})") from err
     return to_rgb(ImageOps.exif_transpose(image) or image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB; transparency is composited on white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        top = array.max() or 1.0
-        image = Image.fromarray((array / top * 255).astype(np.uint8), mode="L")
-    elif image.mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        span = float(array.max() - array.min()) or 1.0
-        image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8), mode="L")
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited on white.
+
+    16-bit, 32-bit and float pixels are scaled to 0..255 from 0 (or their minimum, when it
+    is negative or the pixels are floats) to their maximum; NaN and infinite values do not
+    count towards either and become black (NaN, -inf) or white (+inf).
+    """
+    if image.mode.startswith("I") or image.mode == "F":
+        image = Image.fromarray(_scaled_to_bytes(np.asarray(image), zero_is_black=image.mode != "F"))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -80,3 +91,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def to_gray_array(image: Image.Image) -> np.ndarray:
     """An image as a uint8 HxW grayscale array."""
     return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _scaled_to_bytes(array: np.ndarray, zero_is_black: bool) -> np.ndarray:
+    values = array.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    low = float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 0.0
+    if zero_is_black:
+        low = min(low, 0.0)
+    span = (high - low) or 1.0
+    values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
+    return np.clip((values - low) / span * 255, 0, 255).round().astype(np.uint8)

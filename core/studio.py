@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.images import SUFFIXES
 from core.labels import EMOTIONS
 
 PREFERRED_PAIR = ("baseline", "masked")
-UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
+UPLOAD_TYPES = tuple(suffix.lstrip(".") for suffix in SUFFIXES)  # what decode_image accepts
 MAX_UPLOAD_MB = 20
 MAX_IMAGES = 8
 
