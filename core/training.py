@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from core.architectures import create_model
-from core.data import FaceDataset, load_dataset
+from core.data import FaceDataset, check_held_out, load_dataset
 from core.evaluation import classification_metrics, predict_dataset
 from core.labels import NUM_CLASSES
 from core.preprocess import DEFAULT_PREPROCESSING, to_tensor
@@ -185,6 +185,8 @@ def train(
     _seed_everything(config.seed)
     _write_json(run_dir / "config.json", asdict(config))
 
+    if train_data is None and val_data is None:
+        check_held_out(config.data, config.train_split, config.val_data or config.data, config.val_split)
     train_faces = train_data if train_data is not None else load_dataset(config.data, config.train_split)
     val_faces = (
         val_data if val_data is not None else load_dataset(config.val_data or config.data, config.val_split)

@@ -261,3 +261,13 @@ def test_models_page_reports_a_bad_dataset_path(tiny_registry: list[str], tmp_pa
     app.form_submit_button[0].click().run()
     assert not app.exception
     assert any("no such file or folder" in error.value for error in app.error)
+
+
+def test_models_page_names_the_line_of_a_malformed_csv(tiny_registry: list[str], tmp_path: Path) -> None:
+    row = "1," + " ".join(["9"] * 70_000) + ",PublicTest"  # a pixels field over 131,072 characters
+    (tmp_path / "fer2013.csv").write_text(f"emotion,pixels,Usage\n{row}\n")
+    app = open_page("pages/models.py")
+    app.text_input(key="eval_data").input(str(tmp_path / "fer2013.csv"))
+    app.form_submit_button[0].click().run()
+    assert not app.exception
+    assert any("fer2013.csv, line 2: not a readable CSV row" in error.value for error in app.error)

@@ -47,6 +47,24 @@ def test_user_mistakes_exit_nonzero_with_one_line(tiny_registry, tmp_path: Path,
     )
 
 
+def test_malformed_data_is_one_error_line_for_evaluate_and_train(
+    tiny_registry, fer_folders: Path, tmp_path: Path, capsys
+) -> None:
+    long_row = "1," + " ".join(["9"] * 70_000)  # a pixels field over 131,072 characters
+    (tmp_path / "long.csv").write_text(f"emotion,pixels,Usage\n{long_row},Training\n")
+    (tmp_path / "latin1.csv").write_bytes("emotion,pixels,Usage\n1,1 2,Entraînement\n".encode("latin-1"))
+    run = ["train", "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--data"]
+    assert main(["evaluate", "--model", "tiny_a", "--data", str(tmp_path / "long.csv")]) == 2
+    assert main([*run, str(tmp_path / "long.csv")]) == 2
+    assert main(["evaluate", "--model", "tiny_a", "--data", str(tmp_path / "latin1.csv")]) == 2
+    assert main([*run, str(fer_folders / "train")]) == 2  # emotion folders only: no held-out faces
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert all("long.csv, line 2: not a readable CSV row" in line for line in errors[:2])
+    assert "latin1.csv, line 2: not UTF-8 text" in errors[2]
+    assert "validation data would be the training images" in errors[3] and "--val-data" in errors[3]
+
+
 def test_evaluate_and_record_on_generated_folder(tiny_registry, fer_folders: Path, capsys) -> None:
     assert (
         main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--json"]) == 0
