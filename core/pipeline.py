@@ -21,6 +21,8 @@ from core.predict import predict_proba
 from core.registry import LoadedModel
 from core.saliency import attention_maps, explain
 
+CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS)
+
 
 @dataclass
 class FaceResult:
@@ -81,13 +83,17 @@ class Analysis:
         """One row per face and model: box, top emotion, confidence and every class probability."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(
-            ["image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS]
-        )
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(self.csv_rows(source))
+        return buffer.getvalue()
+
+    def csv_rows(self, source: str = "") -> list[list[Any]]:
+        """The rows of to_csv, without the header (CSV_COLUMNS)."""
+        rows = []
         for number, result in enumerate(self.faces, start=1):
             for name, probs in result.probabilities.items():
                 emotion, confidence = result.top(name)
-                writer.writerow(
+                rows.append(
                     [
                         source,
                         number,
@@ -98,7 +104,7 @@ class Analysis:
                         *(f"{p:.4f}" for p in probs),
                     ]
                 )
-        return buffer.getvalue()
+        return rows
 
 
 def analyze(
