@@ -79,9 +79,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
     is negative or the pixels are floats) to their maximum; NaN and infinite values do not
     count towards either and become black (NaN, -inf) or white (+inf).
     """
+    if image.mode == "RGB":
+        return image
     if image.mode.startswith("I") or image.mode == "F":
         image = Image.fromarray(_scaled_to_bytes(np.asarray(image), zero_is_black=image.mode != "F"))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode == "La":  # premultiplied alpha, which Pillow cannot convert: composite by hand
+        luma, alpha = (np.asarray(band, dtype=np.int32) for band in image.split())
+        return Image.fromarray(np.clip(luma + 255 - alpha, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "RGBa", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core.faces import Face, FaceDetector, crop_face
-from core.images import decode_image
+from core.images import decode_image, to_rgb
 from core.labels import EMOTIONS
 from core.predict import predict_proba
 from core.registry import LoadedModel
@@ -117,11 +117,12 @@ def analyze(
 ) -> Analysis:
     """Find every face, classify it with every model and (if cam_method) explain each prediction.
 
-    cam_class None explains each model's own predicted class.
+    source is encoded bytes (see decode_image; ImageError when unusable) or a Pillow image of
+    any mode. cam_class None explains each model's own predicted class.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    image = source if isinstance(source, Image.Image) else decode_image(source)
+    image = to_rgb(source) if isinstance(source, Image.Image) else decode_image(source)
     timings["decode"] = time.perf_counter() - started
 
     mark = time.perf_counter()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import MAX_PIXELS, ImageError, decode_image
+from core.images import MAX_PIXELS, ImageError, decode_image, to_rgb
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -149,3 +149,11 @@ def test_signed_32_bit_tiff_scales_from_its_real_minimum() -> None:
     assert image.mode == "I"
     row = np.asarray(decode_image(encode(image, "TIFF")).convert("L")).astype(int)[0]
     assert row[0] == 0 and row[-1] == 255 and np.all(np.diff(row) >= 0)  # no wrap-around
+
+
+@pytest.mark.parametrize("mode", ["La", "RGBa"])
+def test_premultiplied_alpha_is_composited_on_white(mode: str) -> None:
+    transparent = Image.new(mode, (4, 4), (0,) * len(mode))
+    assert to_rgb(transparent).getpixel((0, 0)) == (255, 255, 255)
+    opaque = Image.new(mode, (4, 4), (90,) * (len(mode) - 1) + (255,))
+    assert to_rgb(opaque).getpixel((0, 0)) == (90, 90, 90)
