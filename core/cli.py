@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from core.train_options import DATA_DEFAULT, add_train_options
@@ -30,6 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--json", action="store_true", help="print JSON with boxes and per-class probabilities"
+    )
+    predict.add_argument(
+        "--csv",
+        nargs="?",
+        const="-",
+        metavar="OUT",
+        help="CSV rows (one per face and model; unreadable files and photos without a face get one "
+        "row with their status) to OUT, or to stdout instead of the table",
     )
     predict.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
     predict.add_argument("--min-face-size", type=int, default=40, help="smallest face in pixels")
@@ -126,23 +135,6 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_paths(paths: Sequence[str]) -> list[Path]:
-    from core.data import IMAGE_SUFFIXES
-
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.exists():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"{raw}: no such file or folder")
-    if not found:
-        raise ValueError("no images found in " + ", ".join(paths))
-    return found
-
-
 def _models(names: Sequence[str] | None) -> list:
     """The named models; by default baseline and masked (or the first two), leaving out broken ones
     with a warning line each. A named model that cannot be loaded is an error."""
@@ -167,41 +159,46 @@ def _models(names: Sequence[str] | None) -> list:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """Stream one result per file; 0 when every file was read, 2 (after every row) when some were not."""
+    from core.batch import (
+        CsvWriter,
+        JsonWriter,
+        ResultWriter,
+        TableWriter,
+        image_paths,
+        predict_files,
+        progress_bar,
+    )
     from core.faces import FaceDetector
-    from core.images import ImageError, decode_image
-    from core.pipeline import analyze
 
-    paths = _image_paths(args.paths)
+    if args.json and args.csv == "-":
+        raise ValueError("--json and --csv both write to stdout: give --csv a file name")
+    paths = image_paths(args.paths)
     models = _models(args.models)
     detector = FaceDetector(args.min_face_size, args.threshold, args.max_faces)
-    results, failures = [], 0
-    for path in paths:
+    with ExitStack() as stack:
+        to_stdout = JsonWriter if args.json else CsvWriter if args.csv == "-" else TableWriter
+        writers: list[ResultWriter] = [to_stdout(sys.stdout)]
+        if args.csv and args.csv != "-":
+            writers.append(CsvWriter(stack.enter_context(open(args.csv, "w", newline="", encoding="utf-8"))))
+        bar = stack.enter_context(progress_bar(len(paths)))
+        unreadable = 0
         try:
-            image = decode_image(path)
-        except ImageError as err:
-            failures += 1
-            print(f"error: {err}", file=sys.stderr)
-            continue
-        analysis = analyze(image, models, detector, cam_method=None, flip_tta=args.flip_tta)
-        results.append({"image": str(path), **analysis.to_dict()})
-        if not args.json:
-            _print_table(str(path), analysis)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 1 if failures else 0
-
-
-def _print_table(source: str, analysis) -> None:
-    if not analysis.faces:
-        print(f"{source}: no face found")
-        return
-    for number, result in enumerate(analysis.faces, start=1):
-        x1, y1, x2, y2 = (round(v) for v in result.face.box)
-        verdicts = "  ".join(
-            f"{name}: {result.top(name)[0]} {result.top(name)[1]:.0%}" for name in analysis.models
+            for result in predict_files(paths, models, detector, args.flip_tta):
+                unreadable += result.error is not None
+                with bar.external_write_mode():
+                    for writer in writers:
+                        writer.write(result)
+                bar.update()
+        finally:
+            for writer in writers:
+                writer.close()
+    if unreadable:
+        print(
+            f"error: {unreadable} of {len(paths)} images could not be read (see their rows)", file=sys.stderr
         )
-        agreement = "" if result.agree() else "  (models disagree)"
-        print(f"{source}  face {number} [{x1},{y1},{x2},{y2}]  {verdicts}{agreement}")
+        return 2
+    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

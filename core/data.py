@@ -9,18 +9,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image
 
-from core.images import ImageError, decode_image, to_gray_array
+from core.images import SUFFIXES, ImageError, decode_image, to_gray_array
 from core.labels import EMOTIONS, label_index
 
 CROP_SIZE = 48
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm"}
+IMAGE_SUFFIXES = set(SUFFIXES)
 CSV_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 
@@ -71,10 +72,9 @@ def load_dataset(
         if path.suffix.lower() != ".csv":
             raise DatasetError(f"{path}: expected a fer2013.csv file or a folder")
         return _cached(path, split, "csv", lambda: load_fer_csv(path, split), use_cache)
-    if split is not None and (path / split).is_dir():
-        path = path / split
-    elif split is not None and not _has_class_folders(path):
+    if split is not None and not (path / split).is_dir() and not _has_class_folders(path):
         raise DatasetError(f"{path}: no '{split}' folder")
+    path = _split_folder(path, split)
     kind = "detect" if face_cropper else "folder"
     return _cached(path, None, kind, lambda: load_labelled_folder(path, face_cropper), use_cache)
 
@@ -84,7 +84,7 @@ def class_counts(path: str | Path, split: str | None = None) -> dict[str, int]:
     path = Path(path)
     if path.is_file() or not path.exists():
         return load_dataset(path, split).class_counts()
-    root = path / split if split is not None and (path / split).is_dir() else path
+    root = _split_folder(path, split)
     if not _has_class_folders(root):
         raise DatasetError(f"{root}: no emotion folders" + (f" and no '{split}' folder" if split else ""))
     counts = dict.fromkeys(EMOTIONS, 0)
@@ -99,6 +99,33 @@ def class_counts(path: str | Path, split: str | None = None) -> dict[str, int]:
     return counts
 
 
+def check_held_out(
+    train: str | Path, train_split: str | None, val: str | Path, val_split: str | None
+) -> None:
+    """Refuse validation data that load_dataset would read from the training images themselves.
+
+    A folder of emotion folders with no train/ and val/ inside is one split whatever split
+    is asked for, and a CSV without a split is every row.
+    """
+    train_path, val_path = Path(train), Path(val)
+    if not (train_path.exists() and val_path.exists()):
+        return  # load_dataset says which is missing
+    if train_path.is_file() or val_path.is_file():
+        same = train_path.resolve() == val_path.resolve() and (
+            train_split == val_split or None in (train_split, val_split)
+        )
+    else:
+        same = (
+            _split_folder(train_path, train_split).resolve() == _split_folder(val_path, val_split).resolve()
+        )
+    if same:
+        raise DatasetError(
+            f"{val_path}: the validation data would be the training images, so its accuracy would "
+            f"say nothing about new faces; give separate validation data (--val-data), or arrange "
+            f"the data as {train_path}/train/<emotion>/ and {train_path}/val/<emotion>/"
+        )
+
+
 def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
     """Read Kaggle's fer2013.csv (columns emotion, pixels, Usage); split is train/val/test."""
     usage = None
@@ -106,36 +133,57 @@ def load_fer_csv(path: str | Path, split: str | None = None) -> FaceDataset:
         if split not in CSV_SPLITS:
             raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(CSV_SPLITS)}")
         usage = CSV_SPLITS[split]
-    images, labels, sources = [], [], []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"emotion", "pixels"} - set(reader.fieldnames or [])
-        if missing:
-            raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for row_number, row in enumerate(reader, start=2):
-            if usage is not None and row.get("Usage", "").strip() != usage:
-                continue
-            where = f"{path}, row {row_number}"
-            try:
-                label = int(row["emotion"])
-            except (TypeError, ValueError):
-                raise DatasetError(f"{where}: emotion {row['emotion']!r} is not a number") from None
-            if not 0 <= label < len(EMOTIONS):
-                raise DatasetError(f"{where}: emotion {label} is outside 0..{len(EMOTIONS) - 1}")
-            try:
-                pixels = np.array((row["pixels"] or "").split(), dtype=np.int64)
-            except ValueError:
-                raise DatasetError(f"{where}: pixels are not all integers") from None
-            if pixels.size != CROP_SIZE * CROP_SIZE:
-                raise DatasetError(f"{where}: {pixels.size} pixel values, expected {CROP_SIZE * CROP_SIZE}")
-            if pixels.min() < 0 or pixels.max() > 255:
-                raise DatasetError(f"{where}: pixel values outside 0..255")
-            images.append(pixels.astype(np.uint8).reshape(CROP_SIZE, CROP_SIZE))
-            labels.append(label)
-            sources.append(f"row {row_number}")
-    if not images:
+    with open(path, "rb") as handle:
+        reader = csv.DictReader(_utf8_lines(handle, path))
+        try:
+            rows = list(_fer_rows(reader, path, usage))
+        except csv.Error as err:  # e.g. a field over 131,072 characters; DictReader.line_num lags
+            raise DatasetError(
+                f"{path}, line {reader.reader.line_num}: not a readable CSV row ({err})"
+            ) from None
+    if not rows:
         raise DatasetError(f"{path}: no rows" + (f" with Usage {usage}" if usage else ""))
-    return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), sources)
+    images, labels, sources = zip(*rows, strict=True)
+    return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), list(sources))
+
+
+def _utf8_lines(handle: IO[bytes], path: Path | str) -> Iterator[str]:
+    """The lines of a UTF-8 file (a leading byte-order mark is dropped), naming the line that is not."""
+    for number, line in enumerate(handle, start=1):
+        try:
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            raise DatasetError(
+                f"{path}, line {number}: not UTF-8 text (byte {line[err.start]:#04x} at column {err.start + 1})"
+            ) from None
+
+
+def _fer_rows(
+    reader: csv.DictReader, path: Path | str, usage: str | None
+) -> Iterator[tuple[np.ndarray, int, str]]:
+    """(48x48 face, label, "row N") for each row of a FER2013 CSV with the given Usage."""
+    missing = {"emotion", "pixels"} - set(reader.fieldnames or [])
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    for row_number, row in enumerate(reader, start=2):
+        if usage is not None and row.get("Usage", "").strip() != usage:
+            continue
+        where = f"{path}, row {row_number}"
+        try:
+            label = int(row["emotion"])
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: emotion {row['emotion']!r} is not a number") from None
+        if not 0 <= label < len(EMOTIONS):
+            raise DatasetError(f"{where}: emotion {label} is outside 0..{len(EMOTIONS) - 1}")
+        try:
+            pixels = np.array((row["pixels"] or "").split(), dtype=np.int64)
+        except ValueError:
+            raise DatasetError(f"{where}: pixels are not all integers") from None
+        if pixels.size != CROP_SIZE * CROP_SIZE:
+            raise DatasetError(f"{where}: {pixels.size} pixel values, expected {CROP_SIZE * CROP_SIZE}")
+        if pixels.min() < 0 or pixels.max() > 255:
+            raise DatasetError(f"{where}: pixel values outside 0..255")
+        yield pixels.astype(np.uint8).reshape(CROP_SIZE, CROP_SIZE), label, f"row {row_number}"
 
 
 def load_labelled_folder(
@@ -186,6 +234,11 @@ def _centre_square(image: Image.Image) -> Image.Image:
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     return image.crop((left, top, left + side, top + side))
+
+
+def _split_folder(path: Path, split: str | None) -> Path:
+    """The folder load_dataset reads: path/split when there is one, else path itself."""
+    return path / split if split is not None and (path / split).is_dir() else path
 
 
 def _has_class_folders(path: Path) -> bool:

@@ -79,6 +79,8 @@ class FaceDetector:
 
     def detect_all(self, image: Image.Image) -> list[Face]:
         """Every face above the score threshold, largest first, however many (callers cut and say so)."""
+        if min(image.size) == 0:
+            return []
         scale = min(1.0, self.max_side / max(image.size))
         small = (
             image
@@ -87,10 +89,12 @@ class FaceDetector:
                 (max(round(image.width * scale), 1), max(round(image.height * scale), 1)), Image.BILINEAR
             )
         )
-        if min(small.size) < 12:
+        min_face = max(int(self.min_face_size * scale), 12)
+        if min(small.size) < min_face:
+            # No face that large fits, and MTCNN fails on the empty pyramid such a photo gives.
             return []
         with self._lock, torch.inference_mode():
-            self._mtcnn.min_face_size = max(int(self.min_face_size * scale), 12)
+            self._mtcnn.min_face_size = min_face
             boxes, scores, points = self._mtcnn.detect(small, landmarks=True)
         if boxes is None:
             return []

@@ -12,6 +12,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pillow's default bomb limit (~89 MP) warns first and errors at twice that; we refuse early.
 MAX_PIXELS = 50_000_000
 MAX_BYTES = 50 * 1024 * 1024
+# The formats users bring; only these parsers run: an EPS renamed .jpg must never start
+# Ghostscript. JPEG includes phones' MPO (a JPEG with more frames); PPM reads .pgm.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
+SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm")
+ACCEPTED = "JPEG, PNG, WebP, BMP, TIFF, GIF or PGM"
 
 
 class ImageError(ValueError):
@@ -23,20 +28,25 @@ def decode_image(
 ) -> Image.Image:
     """Decode bytes or a file path into an RGB image with EXIF orientation applied.
 
-    Handles grayscale, RGBA (composited on white), palette, CMYK and 16-bit images and
-    takes the first frame of animations. Raises ImageError with a readable message for
-    files that are not images, are too large (more than max_pixels, default MAX_PIXELS),
-    or are decompression bombs.
+    Handles grayscale, RGBA (composited on white), palette, CMYK, 16-bit, 32-bit and float
+    images and takes the first frame of animations. Raises ImageError with a readable
+    message for files that are not images, not in FORMATS, too large (more than max_pixels,
+    default MAX_PIXELS), or decompression bombs.
     """
     max_pixels = min(max_pixels or MAX_PIXELS, MAX_PIXELS)
     label = name or (str(source) if isinstance(source, (str, Path)) else "upload")
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise ImageError(f"{label}: no such file")
-        if path.stat().st_size > MAX_BYTES:
-            raise ImageError(f"{label}: file is larger than {MAX_BYTES // 2**20} MB")
-        data = path.read_bytes()
+        if not path.is_file():
+            raise ImageError(f"{label}: not a file")
+        try:
+            if path.stat().st_size > MAX_BYTES:
+                raise ImageError(f"{label}: file is larger than {MAX_BYTES // 2**20} MB")
+            data = path.read_bytes()
+        except OSError as err:
+            raise ImageError(f"{label}: cannot be read ({err.strerror or err.__class__.__name__})") from err
     else:
         data = bytes(source)
     if not data:
@@ -46,7 +56,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(
@@ -59,7 +69,9 @@ def decode_image(
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"{label}: image is too large to decode safely") from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UnidentifiedImageError as err:
+        raise ImageError(f"{label}: not a readable image (accepted: {ACCEPTED})") from err
+    except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{label}: not a readable image ({err.__class__.__name__})") from err
     ImageOps.exif_transpose(image, in_place=True)  # no copy: a 49-megapixel photo is 147 MB a copy
     return to_rgb(image)
@@ -75,16 +87,20 @@ def fit_within(image: Image.Image, max_side: int) -> Image.Image:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB; transparency is composited on white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        top = array.max() or 1.0
-        image = Image.fromarray((array / top * 255).astype(np.uint8), mode="L")
-    elif image.mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        span = float(array.max() - array.min()) or 1.0
-        image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited on white.
+
+    16-bit, 32-bit and float pixels are scaled to 0..255 from 0 (or their minimum, when it
+    is negative or the pixels are floats) to their maximum; NaN and infinite values do not
+    count towards either and become black (NaN, -inf) or white (+inf).
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        image = Image.fromarray(_scaled_to_bytes(np.asarray(image), zero_is_black=image.mode != "F"))
+    if image.mode == "La":  # premultiplied alpha, which Pillow cannot convert: composite by hand
+        luma, alpha = (np.asarray(band, dtype=np.int32) for band in image.split())
+        return Image.fromarray(np.clip(luma + 255 - alpha, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode in ("RGBA", "RGBa", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -94,3 +110,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def to_gray_array(image: Image.Image) -> np.ndarray:
     """An image as a uint8 HxW grayscale array."""
     return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _scaled_to_bytes(array: np.ndarray, zero_is_black: bool) -> np.ndarray:
+    values = array.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    low = float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 0.0
+    if zero_is_black:
+        low = min(low, 0.0)
+    span = (high - low) or 1.0
+    values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
+    return np.clip((values - low) / span * 255, 0, 255).round().astype(np.uint8)

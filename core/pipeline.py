@@ -15,11 +15,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core.faces import Face, FaceDetector, crop_face
-from core.images import decode_image, fit_within
+from core.images import decode_image, fit_within, to_rgb
 from core.labels import EMOTIONS
 from core.predict import predict_proba
 from core.registry import LoadedModel
 from core.saliency import attention_maps, explain
+
+CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS)
 
 
 @dataclass
@@ -94,13 +96,17 @@ class Analysis:
         """One row per face and model: box, top emotion, confidence and every class probability."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(
-            ["image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS]
-        )
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(self.csv_rows(source))
+        return buffer.getvalue()
+
+    def csv_rows(self, source: str = "") -> list[list[Any]]:
+        """The rows of to_csv, without the header (CSV_COLUMNS)."""
+        rows = []
         for number, result in enumerate(self.faces, start=1):
             for name, probs in result.probabilities.items():
                 emotion, confidence = result.top(name)
-                writer.writerow(
+                rows.append(
                     [
                         source,
                         number,
@@ -111,7 +117,7 @@ class Analysis:
                         *(f"{p:.4f}" for p in probs),
                     ]
                 )
-        return buffer.getvalue()
+        return rows
 
 
 def analyze(
@@ -127,14 +133,15 @@ def analyze(
 ) -> Analysis:
     """Find every face, classify it with every model and (if cam_method) explain each prediction.
 
-    cam_class None explains each model's own predicted class. Bytes of more than max_pixels
-    are refused (ImageError); a photo longer than work_side is scaled down right after
-    decoding, and boxes are in that copy's pixels. Only the max_faces largest faces
+    source is encoded bytes (see decode_image; ImageError when unusable) or a Pillow image of
+    any mode. cam_class None explains each model's own predicted class. Bytes of more than
+    max_pixels are refused (ImageError); a photo longer than work_side is scaled down right
+    after decoding, and boxes are in that copy's pixels. Only the max_faces largest faces
     (default: the detector's max_faces) are read; faces_left_out counts the rest.
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    image = source if isinstance(source, Image.Image) else decode_image(source, max_pixels=max_pixels)
+    image = to_rgb(source) if isinstance(source, Image.Image) else decode_image(source, max_pixels=max_pixels)
     if work_side:
         image = fit_within(image, work_side)
     timings["decode"] = time.perf_counter() - started

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.images import SUFFIXES, fit_within
 from core.labels import EMOTIONS
 
 PREFERRED_PAIR = ("baseline", "masked")
-UPLOAD_TYPES = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
+UPLOAD_TYPES = tuple(suffix.lstrip(".") for suffix in SUFFIXES)  # what decode_image accepts
 
 EMOJI = {
     "angry": "😠",
@@ -94,6 +95,14 @@ def enlarge(array: np.ndarray, size: int = 192, smooth: bool = True) -> np.ndarr
     """A small uint8 picture (H, W) or (H, W, 3) scaled up to size x size for display."""
     resample = Image.BICUBIC if smooth else Image.NEAREST
     return np.asarray(Image.fromarray(np.asarray(array, dtype=np.uint8)).resize((size, size), resample))
+
+
+def preview(image: Image.Image, side: int = 360) -> Image.Image:
+    """A copy that fits in side x side pixels for display, never less than 1 pixel on a side.
+
+    Streamlit's own downscaling rounds a very thin photo (721x1 shown 360 wide) to 0 rows and fails.
+    """
+    return fit_within(image, side)
 
 
 def file_stem(name: str) -> str:

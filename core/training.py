@@ -31,7 +31,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from core.architectures import create_model
-from core.data import FaceDataset, load_dataset
+from core.data import FaceDataset, check_held_out, load_dataset
 from core.evaluation import classification_metrics, predict_dataset
 from core.labels import NUM_CLASSES
 from core.preprocess import DEFAULT_PREPROCESSING, to_tensor
@@ -157,7 +157,12 @@ class MaskedFaces(Dataset):
 def load_data(
     config: TrainConfig, train_data: FaceDataset | None = None, val_data: FaceDataset | None = None
 ) -> tuple[FaceDataset, FaceDataset]:
-    """The training and validation faces (given ones, or read from config.data), with `limit` applied."""
+    """The training and validation faces (given ones, or read from config.data), with `limit` applied.
+
+    DatasetError when the validation faces read would be the training faces themselves.
+    """
+    if train_data is None and val_data is None:
+        check_held_out(config.data, config.train_split, config.val_data or config.data, config.val_split)
     train_faces = train_data if train_data is not None else load_dataset(config.data, config.train_split)
     val_faces = (
         val_data if val_data is not None else load_dataset(config.val_data or config.data, config.val_split)

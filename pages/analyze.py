@@ -13,7 +13,7 @@ from core.labels import EMOTIONS
 from core.pipeline import Analysis, FaceResult, annotate
 from core.public import limits, public_mode
 from core.saliency import CAM_METHODS, overlay_on_crop
-from core.studio import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge, file_stem, png_bytes
+from core.studio import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge, file_stem, png_bytes, preview
 from ui import pickers, resources
 from ui.inputs import ImageInput, image_inputs
 
@@ -110,7 +110,7 @@ def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | N
         waiting.done()
         tips = "\n".join(f"- {tip}" for tip in NO_FACE_TIPS)
         st.info(f"No face found in **{item.name}**. A few tips:\n{tips}", icon=":material/sentiment_neutral:")
-        st.image(result.image, width=360)
+        st.image(preview(result.image))
         return
     models = result.models
     picture = annotate(result, models[0] if models else None)

@@ -146,6 +146,16 @@ def test_photo_without_faces_gives_tips_not_an_error(tiny_registry: list[str]) -
     assert any("No face found in **wall.png**" in info.value and "tips" in info.value for info in app.info)
 
 
+@pytest.mark.parametrize("size", [(721, 1), (10000, 10), (30, 30)])
+def test_a_thin_or_tiny_photo_gives_no_face_not_an_error(tiny_registry: list[str], size: tuple) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "white").save(buffer, format="PNG")
+    app = open_page("pages/analyze.py")
+    app.file_uploader(key="analyze_upload").upload("thin.png", buffer.getvalue(), "image/png").run()
+    no_errors(app)
+    assert any("No face found in **thin.png**" in info.value for info in app.info)
+
+
 def test_camera_photo_is_analysed(tiny_registry: list[str], astronaut) -> None:
     app = open_page("pages/analyze.py")
     app.toggle(key="analyze_camera_on").set_value(True).run()
@@ -255,3 +265,13 @@ def test_models_page_reports_a_bad_dataset_path(
     app.form_submit_button[0].click().run()
     assert not app.exception
     assert any("no such file or folder" in error.value for error in app.error)
+
+
+def test_models_page_names_the_line_of_a_malformed_csv(tiny_registry: list[str], tmp_path: Path) -> None:
+    row = "1," + " ".join(["9"] * 70_000) + ",PublicTest"  # a pixels field over 131,072 characters
+    (tmp_path / "fer2013.csv").write_text(f"emotion,pixels,Usage\n{row}\n")
+    app = open_page("pages/models.py")
+    app.text_input(key="eval_data").input(str(tmp_path / "fer2013.csv"))
+    app.form_submit_button[0].click().run()
+    assert not app.exception
+    assert any("fer2013.csv, line 2: not a readable CSV row" in error.value for error in app.error)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from core.cli import main
+from core.labels import EMOTIONS
 from core.registry import find_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,10 +32,67 @@ def test_predict_json_on_the_astronaut(tiny_registry, astronaut: Image.Image, tm
 def test_predict_table_and_bad_files(tiny_registry, astronaut: Image.Image, tmp_path: Path, capsys) -> None:
     astronaut.save(tmp_path / "a.jpg")
     (tmp_path / "broken.jpg").write_bytes(b"garbage")
-    assert main(["predict", str(tmp_path / "a.jpg"), str(tmp_path / "broken.jpg"), "--models", "tiny_a"]) == 1
+    assert main(["predict", str(tmp_path / "a.jpg"), str(tmp_path / "broken.jpg"), "--models", "tiny_a"]) == 2
     captured = capsys.readouterr()
     assert "face 1" in captured.out and "tiny_a:" in captured.out
-    assert "broken.jpg: not a readable image" in captured.err
+    assert f"{tmp_path / 'broken.jpg'}: not a readable image" in captured.out  # its row, in order
+    assert captured.err.strip() == "error: 1 of 2 images could not be read (see their rows)"
+
+
+def test_predict_rows_for_every_file_in_json_and_csv(
+    tiny_registry, astronaut: Image.Image, tmp_path: Path, capsys
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    astronaut.save(photos / "a.png")
+    (photos / "b.jpg").write_bytes(b"not a picture")
+    Image.new("RGB", (64, 64), "white").save(photos / "c.png")
+    out = tmp_path / "rows.csv"
+    assert main(["predict", str(photos), "--models", *tiny_registry, "--json", "--csv", str(out)]) == 2
+    entries = json.loads(capsys.readouterr().out)
+    assert [(Path(e["image"]).name, e["error"], len(e.get("faces", []))) for e in entries] == [
+        ("a.png", None, 1),
+        ("b.jpg", "not a readable image (accepted: JPEG, PNG, WebP, BMP, TIFF, GIF or PGM)", 0),
+        ("c.png", None, 0),
+    ]
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [(Path(r["image"]).name, r["status"], r["model"]) for r in rows] == [
+        ("a.png", "ok", tiny_registry[0]),
+        ("a.png", "ok", tiny_registry[1]),
+        ("b.jpg", "unreadable", ""),
+        ("c.png", "no face", ""),
+    ]
+    assert rows[2]["error"].startswith("not a readable image") and rows[0]["error"] == ""
+    assert abs(sum(float(rows[0][e]) for e in EMOTIONS) - 1) < 0.01
+    assert main(["predict", str(photos / "a.png"), "--models", "tiny_a", "--csv"]) == 0
+    printed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["status"], r["face"], r["model"]) for r in printed] == [("ok", "1", "tiny_a")]
+    assert main(["predict", str(photos), "--json", "--csv"]) == 2
+    assert "both write to stdout" in capsys.readouterr().err
+
+
+def test_predict_shows_progress_for_large_batches_only(
+    tiny_registry, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import batch
+
+    for number in range(3):
+        Image.new("RGB", (60, 60), (number * 40, 0, 0)).save(tmp_path / f"{number}.png")
+    assert main(["predict", str(tmp_path), "--models", "tiny_a"]) == 0
+    assert capsys.readouterr().err == ""  # small batch, stderr not a terminal: no bar
+    monkeypatch.setattr(batch, "PROGRESS_MIN_FILES", 3)
+    assert main(["predict", str(tmp_path), "--models", "tiny_a"]) == 0
+    captured = capsys.readouterr()
+    assert "3/3" in captured.err and captured.out.count("no face found") == 3
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    with batch.progress_bar(1, Terminal()) as bar:
+        assert not bar.disable
+    with batch.progress_bar(1, io.StringIO()) as bar:
+        assert bar.disable
 
 
 def test_user_mistakes_exit_nonzero_with_one_line(tiny_registry, tmp_path: Path, capsys) -> None:
@@ -45,6 +106,24 @@ def test_user_mistakes_exit_nonzero_with_one_line(tiny_registry, tmp_path: Path,
         and "no model named 'nope'" in errors[1]
         and "no images found" in errors[2]
     )
+
+
+def test_malformed_data_is_one_error_line_for_evaluate_and_train(
+    tiny_registry, fer_folders: Path, tmp_path: Path, capsys
+) -> None:
+    long_row = "1," + " ".join(["9"] * 70_000)  # a pixels field over 131,072 characters
+    (tmp_path / "long.csv").write_text(f"emotion,pixels,Usage\n{long_row},Training\n")
+    (tmp_path / "latin1.csv").write_bytes("emotion,pixels,Usage\n1,1 2,Entraînement\n".encode("latin-1"))
+    run = ["train", "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--data"]
+    assert main(["evaluate", "--model", "tiny_a", "--data", str(tmp_path / "long.csv")]) == 2
+    assert main([*run, str(tmp_path / "long.csv")]) == 2
+    assert main(["evaluate", "--model", "tiny_a", "--data", str(tmp_path / "latin1.csv")]) == 2
+    assert main([*run, str(fer_folders / "train")]) == 2  # emotion folders only: no held-out faces
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert all("long.csv, line 2: not a readable CSV row" in line for line in errors[:2])
+    assert "latin1.csv, line 2: not UTF-8 text" in errors[2]
+    assert "validation data would be the training images" in errors[3] and "--val-data" in errors[3]
 
 
 def test_evaluate_and_record_on_generated_folder(tiny_registry, fer_folders: Path, capsys) -> None:

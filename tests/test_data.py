@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data import DatasetError, class_counts, load_dataset, load_fer_csv
+from core.data import DatasetError, check_held_out, class_counts, load_dataset, load_fer_csv
 from core.labels import EMOTIONS, label_index
 
 
@@ -133,3 +133,39 @@ def test_malformed_folders_are_named(tmp_path: Path) -> None:
         load_dataset(tmp_path / "nowhere")
     with pytest.raises(DatasetError, match="no emotion folders"):
         load_dataset(tmp_path / "empty_root" / "happy", use_cache=False)
+
+
+def test_an_overlong_csv_field_names_the_file_and_line(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "long.csv", [("1", pixels(1), "Training"), ("2", pixels(1, 70_000), "Training")]
+    )
+    with pytest.raises(DatasetError, match=r"long.csv, line 3: not a readable CSV row \(field larger"):
+        load_dataset(path, "train")
+
+
+def test_a_csv_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "latin1.csv", [("1", pixels(1), "Training"), ("2", pixels(2), "Training")])
+    text = path.read_bytes().replace(b"Training\n", "Trainingé\n".encode("latin-1"), 2)
+    path.write_bytes(text.replace("Trainingé\n".encode("latin-1"), b"Training\n", 1))
+    with pytest.raises(DatasetError, match=r"latin1.csv, line 3: not UTF-8 text \(byte 0xe9"):
+        load_fer_csv(path)
+
+
+def test_a_csv_saved_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "excel.csv", [("4", pixels(7), "Training")])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_fer_csv(path, "train").labels.tolist() == [4]
+
+
+def test_validation_on_the_training_images_is_refused(tmp_path: Path, fer_folders: Path) -> None:
+    flat = fer_folders / "train"  # emotion folders, no train/ and val/ inside
+    with pytest.raises(DatasetError, match="validation data would be the training images"):
+        check_held_out(flat, "train", flat, "val")
+    with pytest.raises(DatasetError, match="validation data would be the training images"):
+        check_held_out(fer_folders, "train", fer_folders / "train", None)
+    csv_path = write_csv(tmp_path / "fer.csv", [("1", pixels(1), "Training"), ("2", pixels(2), "PublicTest")])
+    with pytest.raises(DatasetError, match="validation data would be the training images"):
+        check_held_out(csv_path, None, csv_path, "val")
+    check_held_out(fer_folders, "train", fer_folders, "val")
+    check_held_out(flat, "train", fer_folders / "val", "val")
+    check_held_out(csv_path, "train", csv_path, "val")

@@ -31,6 +31,16 @@ def test_no_face_in_a_blank_image(detector: FaceDetector) -> None:
     assert detector.detect(Image.new("RGB", (8, 8), "white")) == []
 
 
+def test_photos_smaller_than_the_smallest_face_have_none(
+    detector: FaceDetector, astronaut: Image.Image
+) -> None:
+    # Shorter than min_face_size (40) on one side, before or after downscaling to max_side.
+    for size in [(30, 30), (12, 12), (960, 12), (100, 20), (2000, 30), (0, 0), (5, 0)]:
+        assert detector.detect(Image.new("RGB", size, "white")) == [], size
+    assert detector.detect(astronaut.resize((39, 39))) == []
+    assert len(detector.detect(astronaut.resize((200, 200)))) == 1  # small, but large enough
+
+
 def test_large_photo_is_detected_downscaled_and_mapped_back(astronaut: Image.Image) -> None:
     detector = FaceDetector(max_side=512)
     big = astronaut.resize((2048, 2048))

@@ -63,6 +63,22 @@ def test_png_bytes_and_enlarge() -> None:
 
 
 @pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        ((721, 1), (360, 1)),
+        ((10000, 10), (360, 1)),
+        ((1, 721), (1, 360)),
+        ((400, 300), (360, 270)),
+        ((80, 60), (80, 60)),
+    ],
+)
+def test_preview_fits_and_keeps_every_side_visible(size: tuple[int, int], shown: tuple[int, int]) -> None:
+    image = Image.new("RGB", size, "white")
+    assert studio.preview(image).size == shown
+    assert image.size == size  # the photo itself is untouched
+
+
+@pytest.mark.parametrize(
     ("name", "stem"),
     [
         ("holiday photo.JPG", "holiday-photo"),
