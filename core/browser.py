@@ -13,8 +13,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class AppServer:
+    """A running app: its URL and its server process (for its pid and memory)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
-def running_app(home: Path, log: Path, port: int | None = None, timeout: float = 90) -> Iterator[str]:
-    """The app as `make run` starts it (ui.launch), on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL."""
+def app_server(
+    home: Path,
+    log: Path,
+    port: int | None = None,
+    timeout: float = 90,
+    host: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[AppServer]:
+    """The app on 127.0.0.1 with FER_STUDIO_HOME=home (and `env` added), stopped on exit.
+
+    Started as `make run` starts it (ui.launch), or with `host` as a hosting platform does:
+    `streamlit run app.py`, nothing warmed up before the first visitor.
+    """
     port = port or free_port()
-    env = {**os.environ, "FER_STUDIO_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "FER_STUDIO_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
+    entry = ["streamlit", "run", "app.py"] if host else ["ui.launch"]  # ui.launch: what `make run` starts
     command = [
-        sys.executable, "-m", "ui.launch",  # what `make run` starts
+        sys.executable, "-m", *entry,
         "--server.headless", "true",
         "--server.port", str(port),
         "--server.address", "127.0.0.1",
@@ -86,7 +107,7 @@ def running_app(home: Path, log: Path, port: int | None = None, timeout: float =
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"streamlit did not answer on {url} within {timeout:.0f} s")
                 time.sleep(0.5)
-            yield url
+            yield AppServer(url, process)
         finally:
             process.terminate()
             try:
@@ -94,6 +115,13 @@ def running_app(home: Path, log: Path, port: int | None = None, timeout: float =
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def running_app(home: Path, log: Path, port: int | None = None, timeout: float = 90) -> Iterator[str]:
+    """The app as `make run` starts it (ui.launch), on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL."""
+    with app_server(home, log, port, timeout) as server:
+        yield server.url
 
 
 @contextmanager
