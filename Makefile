@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast bench lint format screenshots clean-venv
+.PHONY: install run test test-fast bench loadtest lint format screenshots clean-venv
 
 $(STAMP): requirements.txt Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -28,6 +28,12 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m core bench
+
+# N visitors at once against `streamlit run app.py` (public mode): times, memory, no cross-talk.
+# LOADTEST="--sessions 20 --idle-wait 10" picks other cases (python -m tests.loadtest --help).
+LOADTEST ?= --sessions 1,5,10,20 --heavy
+loadtest: $(STAMP)
+	$(PY) -m tests.loadtest $(LOADTEST)
 
 lint: $(STAMP)
 	$(PY) -m ruff check core ui tests pages app.py
