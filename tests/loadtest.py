@@ -330,12 +330,12 @@ def visit(
                 image.boxes = read_boxes(session.get(image.json_url))
         outcome.faces = [image.faces for image in shown]
         outcome.upload_s = (run.requested or run.started) - run.started
-        predictions = [image.predictions_at for image in shown]
-        overlays = [image.overlays_at for image in shown]
-        if shown and None not in predictions:
-            outcome.first_result_s = max(predictions) - run.started  # type: ignore[type-var]
-            if None not in overlays:
-                outcome.grad_cam_s = max(overlays) - run.started  # type: ignore[type-var]
+        predictions = [image.predictions_at for image in shown if image.predictions_at is not None]
+        overlays = [image.overlays_at for image in shown if image.overlays_at is not None]
+        if shown and len(predictions) == len(shown):
+            outcome.first_result_s = max(predictions) - run.started
+            if len(overlays) == len(shown):
+                outcome.grad_cam_s = max(overlays) - run.started
         outcome.crosstalk = mismatches(shown, expected)
         if exceptions:
             outcome.error = exceptions[0]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import requests
@@ -60,9 +60,6 @@ class ScriptRun:
     drawn: list[Drawn] = field(default_factory=list)
     finished: float | None = None
     status: str = ""
-
-    def of_kind(self, kind: str) -> list[Drawn]:
-        return [d for d in self.drawn if d.kind == kind]
 
 
 @dataclass(frozen=True)
@@ -150,7 +147,7 @@ class StreamlitSession:
         ).file_urls_response
         if response.error_msg:
             raise SessionError(f"upload refused: {response.error_msg}")
-        token = self._http.cookies.get(XSRF_COOKIE, "")
+        token = self._http.cookies.get(XSRF_COOKIE) or ""
         infos = []
         for item, urls in zip(files, response.file_urls, strict=True):
             answer = self._http.put(
@@ -210,7 +207,7 @@ class StreamlitSession:
         message.ParseFromString(data if isinstance(data, bytes) else data.encode())
         return message
 
-    def _wait_for(self, wanted, deadline: float) -> ForwardMsg:  # type: ignore[no-untyped-def]
+    def _wait_for(self, wanted: Callable[[ForwardMsg], bool], deadline: float) -> ForwardMsg:
         """The first message `wanted` accepts; others wait in order for the next reader."""
         skipped: list[ForwardMsg] = []
         try:
