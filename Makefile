@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test test-fast bench lint format screenshots deploy-check clean-venv
+.PHONY: install run test test-fast bench loadtest lint format screenshots deploy-check clean-venv
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -36,6 +36,12 @@ test-fast: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(PY) -m core bench
+
+# N visitors at once against `streamlit run app.py` (public mode): times, memory, no cross-talk.
+# LOADTEST="--sessions 20 --idle-wait 10" picks other cases (python -m tests.loadtest --help).
+LOADTEST ?= --sessions 1,5,10,20 --heavy
+loadtest: $(DEV_STAMP)
+	$(PY) -m tests.loadtest $(LOADTEST)
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check core ui tests pages app.py

@@ -13,8 +13,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,34 +55,64 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class AppServer:
+    """A running app: its URL and its server process (for its pid and memory)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
-def running_app(
+def app_server(
     home: Path,
     log: Path,
     port: int | None = None,
     timeout: float = 90,
-    env: dict[str, str] | None = None,
-) -> Iterator[str]:
-    """The app as `make run` starts it (ui.launch), on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL.
+    host: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[AppServer]:
+    """The app on 127.0.0.1 with FER_STUDIO_HOME=home (and `env` added), stopped on exit.
 
-    env adds to (or overrides) this process's environment, e.g. {"FER_STUDIO_PUBLIC": "1"}.
+    Started as `make run` starts it (ui.launch), or with `host` as a hosting platform does:
+    `streamlit run app.py`, nothing warmed up before the first visitor.
     """
     port = port or free_port()
+    entry = ["streamlit", "run", "app.py"] if host else ["ui.launch"]  # ui.launch: what `make run` starts
     command = [
-        sys.executable, "-m", "ui.launch",  # what `make run` starts
+        sys.executable, "-m", *entry,
         "--server.headless", "true",
         "--server.port", str(port),
         "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
-    with serving(command, {"FER_STUDIO_HOME": str(home), **(env or {})}, port, log, timeout) as (url, _):
-        yield url
+    with serving(command, {"FER_STUDIO_HOME": str(home), **(env or {})}, port, log, timeout) as (
+        url,
+        process,
+    ):
+        yield AppServer(url, process)
+
+
+@contextmanager
+def running_app(
+    home: Path,
+    log: Path,
+    port: int | None = None,
+    timeout: float = 90,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """The app as `make run` starts it (ui.launch), on 127.0.0.1 with FER_STUDIO_HOME=home; yields its URL.
+
+    env adds to (or overrides) this process's environment, e.g. {"FER_STUDIO_PUBLIC": "1"}.
+    """
+    with app_server(home, log, port, timeout, env=env) as server:
+        yield server.url
 
 
 @contextmanager
 def serving(
-    command: list[str], env: dict[str, str], port: int, log: Path, timeout: float = 90
+    command: list[str], env: Mapping[str, str], port: int, log: Path, timeout: float = 90
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run a Streamlit server command from the repository until its health check answers "ok".
 
