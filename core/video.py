@@ -7,10 +7,12 @@ each frame as it comes.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -63,18 +65,23 @@ class VideoLimits:
 DEFAULT_LIMITS = VideoLimits()
 
 
-def _open(path: str | Path, limits: VideoLimits) -> tuple[av.container.InputContainer, VideoInfo]:
-    label = str(path)
-    file = Path(path)
-    if not file.is_file():
-        raise VideoError(f"{label}: no such file")
-    size = file.stat().st_size
+VideoSource = str | Path | bytes  # a file path, or an upload's bytes (kept in memory)
+
+
+def _open(source: VideoSource, limits: VideoLimits) -> tuple[av.container.InputContainer, VideoInfo]:
+    if isinstance(source, bytes):
+        label, size, target = "upload", len(source), io.BytesIO(source)
+    else:
+        label, file = str(source), Path(source)
+        if not file.is_file():
+            raise VideoError(f"{label}: no such file")
+        size, target = file.stat().st_size, str(file)
     if size == 0:
         raise VideoError(f"{label}: file is empty")
     if size > limits.max_bytes:
         raise VideoError(f"{label}: file is larger than {limits.max_bytes // 2**20} MB")
     try:
-        container = av.open(str(file), mode="r")
+        container = av.open(target, mode="r")
     except (av.FFmpegError, UnicodeDecodeError) as err:
         raise VideoError(f"{label}: not a readable video ({err.__class__.__name__})") from err
     try:
@@ -119,14 +126,14 @@ def _check(label: str, info: VideoInfo, limits: VideoLimits) -> None:
         )
 
 
-def probe(path: str | Path, limits: VideoLimits = DEFAULT_LIMITS) -> VideoInfo:
+def probe(path: VideoSource, limits: VideoLimits = DEFAULT_LIMITS) -> VideoInfo:
     """The file's VideoInfo, or VideoError (one readable line) if it is not a usable video."""
     container, info = _open(path, limits)
     container.close()
     return info
 
 
-def iter_frames(path: str | Path, limits: VideoLimits = DEFAULT_LIMITS) -> Iterator[VideoFrame]:
+def iter_frames(path: VideoSource, limits: VideoLimits = DEFAULT_LIMITS) -> Iterator[VideoFrame]:
     """Every frame of the first video stream as RGB, one at a time.
 
     Raises VideoError for files that are not videos, are too large or too long (also when the
@@ -156,29 +163,36 @@ def iter_frames(path: str | Path, limits: VideoLimits = DEFAULT_LIMITS) -> Itera
         raise VideoError(f"{info.path}: no frame could be decoded")
 
 
-def read_frame(path: str | Path, index: int, limits: VideoLimits = DEFAULT_LIMITS) -> VideoFrame:
+def read_frame(path: VideoSource, index: int, limits: VideoLimits = DEFAULT_LIMITS) -> VideoFrame:
     """Frame number `index` (from 0), decoded by streaming up to it (exact for every codec)."""
     for frame in iter_frames(path, limits):
         if frame.index == index:
             return frame
-    raise VideoError(f"{path}: no frame {index}")
+    raise VideoError(f"{'upload' if isinstance(path, bytes) else path}: no frame {index}")
 
 
 class VideoWriter:
-    """Encodes RGB frames one at a time into a video file (H.264 in mp4/mov/mkv, VP9 in webm).
+    """Encodes RGB frames one at a time into a video file (H.264 in mp4/mov/mkv, VP9 in webm) or,
+    given a binary file object, into an H.264 mp4 in memory.
 
     Use as a context manager; the file is complete when the block ends.
     """
 
     CODECS = {".webm": "libvpx-vp9", ".gif": "gif"}
 
-    def __init__(self, path: str | Path, fps: float, width: int, height: int) -> None:
-        self.path = Path(path)
-        codec = self.CODECS.get(self.path.suffix.lower(), "libx264")
+    def __init__(self, target: str | Path | BinaryIO, fps: float, width: int, height: int) -> None:
+        in_memory = not isinstance(target, (str, Path))
+        suffix = ".mp4" if in_memory else Path(target).suffix.lower()
+        codec = self.CODECS.get(suffix, "libx264")
         try:
-            self._container = av.open(str(self.path), mode="w")
+            # In memory: a fragmented mp4, which needs no second pass over the file to put its index first.
+            self._container = (
+                av.open(target, mode="w", format="mp4", options={"movflags": "frag_keyframe+empty_moov"})
+                if in_memory
+                else av.open(str(target), mode="w")
+            )
         except (av.FFmpegError, ValueError) as err:
-            raise VideoError(f"{self.path}: cannot write a video here ({err})") from err
+            raise VideoError(f"{target}: cannot write a video here ({err})") from err
         rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream(codec, rate=rate)
         # H.264 in yuv420p needs even sides.

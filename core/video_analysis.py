@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -21,7 +22,7 @@ from core.saliency import attention_maps, overlay_on_photo
 from core.smoothing import DEFAULT_SMOOTHING, make_smoother
 from core.timeline import FacePoint, VideoResult
 from core.tracking import FaceTracker
-from core.video import DEFAULT_LIMITS, VideoLimits, VideoWriter, iter_frames, probe, read_frame
+from core.video import DEFAULT_LIMITS, VideoLimits, VideoSource, VideoWriter, iter_frames, probe, read_frame
 
 # Video frames are detected on a copy at most this wide/high (MTCNN's time grows with the pixels);
 # with min_face_size 40 a 640x480 frame is searched at 320x240 for faces of 20 pixels and up.
@@ -48,11 +49,11 @@ class VideoSettings:
 
 
 def analyze_video(
-    path: str | Path,
+    path: VideoSource,
     models: list[LoadedModel],
     detector: FaceDetector,
     settings: VideoSettings = VideoSettings(),
-    annotated: str | Path | None = None,
+    annotated: str | Path | BinaryIO | None = None,
     on_frame: Callable[[int, int | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> VideoResult:
@@ -70,9 +71,9 @@ def analyze_video(
     tracker = FaceTracker(max_missed=max(1, round(settings.track_memory * info.fps)))
     names = [model.name for model in models]
     result = VideoResult(
-        str(path), info.width, info.height, info.fps, names, settings.smoothing, settings.every
+        info.path, info.width, info.height, info.fps, names, settings.smoothing, settings.every
     )
-    writer = VideoWriter(annotated, info.fps, info.width, info.height) if annotated else None
+    writer = VideoWriter(annotated, info.fps, info.width, info.height) if annotated is not None else None
     try:
         for frame in iter_frames(path, settings.limits):
             if should_stop is not None and should_stop():
@@ -123,7 +124,7 @@ def annotate_frame(image: Image.Image, points: list[FacePoint], models: list[str
 
 
 def frame_saliency(
-    path: str | Path,
+    path: VideoSource,
     result: VideoResult,
     frame: int,
     models: list[LoadedModel],

@@ -201,3 +201,16 @@ def test_memory_stays_flat_and_stop_ends_early(
         on_frame=lambda d, t: seen.append(d),
     )
     assert stopped.stopped and stopped.frames == 5 and len(stopped.points) == 5
+
+
+def test_an_upload_in_memory_gives_an_annotated_mp4_in_memory(
+    tiny_registry, moving_clip: Path, vdetector
+) -> None:
+    data = moving_clip.read_bytes()
+    assert probe(data).frame_count == 15
+    with pytest.raises(VideoError, match="upload: not a readable video"):
+        probe(b"not a video")
+    target = io.BytesIO()
+    result = analyze_video(data, [load_model("tiny_a")], vdetector, annotated=target)
+    assert result.source == "upload" and result.frames == 15
+    assert sum(1 for _ in iter_frames(target.getvalue())) == 15
