@@ -57,6 +57,15 @@ class VideoResult:
     def track_points(self, track: int) -> list[FacePoint]:
         return [point for point in self.points if point.track == track]
 
+    def track_series(self, track: int) -> tuple[list[float], dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """A track's times and, per model, its raw and smoothed probabilities as (frames, 7) arrays."""
+        points = self.track_points(track)
+        raw = {m: np.array([p.raw[m] for p in points]).reshape(-1, len(EMOTIONS)) for m in self.models}
+        smoothed = {
+            m: np.array([p.smoothed[m] for p in points]).reshape(-1, len(EMOTIONS)) for m in self.models
+        }
+        return [p.time for p in points], raw, smoothed
+
     def frame_points(self, frame: int) -> list[FacePoint]:
         return [point for point in self.points if point.frame == frame]
 
