@@ -23,7 +23,7 @@ MAX_SECONDS = 10 * 60.0
 MAX_PIXELS = 3840 * 2160
 
 # FFmpeg also opens single still images as one-frame "videos"; those belong to `predict`.
-STILL_IMAGE_FORMATS = ("image2", "_pipe", "webp", "apng")
+STILL_IMAGE_FORMATS = ("image2", "_pipe")
 
 
 class VideoError(ValueError):
