@@ -1,4 +1,4 @@
-"""`make bench`: speed and memory of the pipeline and of training, printed as a table and saved as JSON.
+"""`make bench`: speed and memory of the pipeline, of video analysis and of training, printed as a table and saved as JSON.
 
 Figures are wall-clock on whatever machine runs it; run it on an otherwise idle machine.
 """
@@ -239,15 +239,136 @@ def bench_cold_start(runs: int = 3, timeout: float = 180.0) -> dict[str, Any]:
     return {**{key: median(key) for key in measured[0]}, "runs": measured}
 
 
-def main() -> int:
+VIDEO_CASES = [
+    # (clip seconds, models, detect every k-th frame)
+    (10, 1, 1),
+    (10, 2, 1),
+    (120, 2, 1),
+    (10, 2, 3),
+]
+
+
+def sample_clip(path: Path, seconds: float, fps: int = 30) -> Path:
+    """A 640x480 H.264 clip of the bundled portrait drifting back and forth: one face, every frame."""
+    from core.video import VideoWriter
+
+    portrait = Image.fromarray(skimage_data.astronaut()).resize((400, 400))
+    background = Image.new("RGB", (640, 480), (128, 128, 128))
+    with VideoWriter(path, fps, 640, 480) as writer:
+        for index in range(round(seconds * fps)):
+            frame = background.copy()
+            frame.paste(portrait, (round(120 + 100 * np.sin(index / fps)), 40))
+            writer.write(frame)
+    return path
+
+
+def video_probe(path: str, model_count: int, every: int) -> None:
+    """Run in a fresh process: analyse a clip end to end (decode, detect, track, classify, smooth);
+    print frames, faces, seconds and peak RSS in MB as JSON."""
+    from core.video_analysis import VideoSettings, analyze_video, video_detector
+
+    models = default_models()[:model_count]
+    detector = video_detector()
+    started = time.perf_counter()
+    result = analyze_video(path, models, detector, VideoSettings(every=every))
+    seconds = time.perf_counter() - started
+    status = Path("/proc/self/status").read_text()
+    peak_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    print(
+        json.dumps(
+            {
+                "frames": result.frames,
+                "faces": len(result.points),
+                "seconds": seconds,
+                "peak_mb": peak_kb / 1024,
+            }
+        )
+    )
+
+
+def bench_video(cases: list[tuple[int, int, int]] = VIDEO_CASES) -> list[dict[str, Any]]:
+    """Frames/s end to end and peak RSS of a fresh process per case (640x480, 30 fps, one face)."""
+    from core.video import iter_frames
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = {seconds: sample_clip(Path(tmp) / f"clip-{seconds}s.mp4", seconds) for seconds, _, _ in cases}
+        started = time.perf_counter()
+        decoded = sum(1 for _ in iter_frames(clips[min(clips)]))
+        decode_fps = decoded / (time.perf_counter() - started)
+        for seconds, model_count, every in cases:
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from core.bench import video_probe; "
+                    "video_probe(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))",
+                    str(clips[seconds]),
+                    str(model_count),
+                    str(every),
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            probe = json.loads(result.stdout.strip().splitlines()[-1])
+            rows.append(
+                {
+                    "clip_s": seconds,
+                    "models": model_count,
+                    "every": every,
+                    "frames": probe["frames"],
+                    "faces": probe["faces"],
+                    "frames_per_s": probe["frames"] / probe["seconds"],
+                    "peak_mb": probe["peak_mb"],
+                    "decode_only_frames_per_s": decode_fps,
+                }
+            )
+            row = rows[-1]
+            print(  # each case as it ends: the 2-minute clip takes minutes
+                f"video: {seconds} s clip, {model_count} model(s), detect every {every}: "
+                f"{row['frames_per_s']:.1f} frames/s, peak RSS {row['peak_mb']:.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+    return rows
+
+
+def format_video_report(rows: list[dict[str, Any]]) -> str:
+    """The video benchmark as a Markdown table."""
+    lines = [
+        "| clip (640x480, 30 fps, 1 face) | models | detect every | frames | frames/s end to end | peak RSS MB |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['clip_s']} s | {row['models']} | {row['every']} | {row['frames']} | "
+            f"{row['frames_per_s']:.1f} | {row['peak_mb']:.0f} |"
+        )
+    if rows:
+        lines.append(f"\nDecoding alone: {rows[0]['decode_only_frames_per_s']:.0f} frames/s")
+    return "\n".join(lines)
+
+
+def main(video_only: bool = False) -> int:
     torch.set_num_threads(torch.get_num_threads())
-    report: dict[str, Any] = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    if video_only:
+        report: dict[str, Any] = {"machine": machine, "video": bench_video()}
+        print(f"Machine: {machine}\n\n{format_video_report(report['video'])}")
+        out = REPO / "bench-video-results.json"
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwritten to {out.name}")
+        return 0
+    report = {
+        "machine": machine,
         "pipeline": bench_pipeline(),
         "classifiers": bench_classifiers(),
         "training": bench_training(),
         "peak_memory_mb": bench_memory(),
         "cold_start": bench_cold_start(),
+        "video": bench_video(),
     }
     print(format_report(report))
     out = REPO / "bench-results.json"
@@ -298,4 +419,6 @@ def format_report(report: dict[str, Any]) -> str:
         + (f" (each: {each} s)" if each else "")
         + f", Grad-CAM overlays {seconds('saliency_s')}",
     ]
+    if report.get("video"):
+        lines += ["", format_video_report(report["video"])]
     return "\n".join(lines)

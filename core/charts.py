@@ -233,3 +233,50 @@ def training_curves(rows: Sequence[dict[str, Any]], title: str | None = None) ->
             text="no finished epoch yet", xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False
         )
     return _layout(figure, title, 340)
+
+
+EMOTION_COLOURS = dict(
+    zip(EMOTIONS, ("#D62728", "#8C564B", "#9467BD", "#2CA02C", "#1F77B4", "#FF7F0E", "#7F7F7F"), strict=True)
+)
+
+
+def emotion_timeline(
+    times: Sequence[float],
+    raw: Mapping[str, np.ndarray],
+    smoothed: Mapping[str, np.ndarray],
+    title: str | None = None,
+) -> go.Figure:
+    """One row per model: each emotion's smoothed probability over time as a line, the raw ones as
+    faint dots; raw and smoothed are (frames, 7) arrays per model. One colour per emotion."""
+    names = list(smoothed)
+    figure = make_subplots(rows=max(len(names), 1), cols=1, shared_xaxes=True, subplot_titles=names)
+    for row, name in enumerate(names, start=1):
+        for index, emotion in enumerate(EMOTIONS):
+            colour = EMOTION_COLOURS[emotion]
+            figure.add_scatter(
+                x=list(times),
+                y=np.asarray(raw[name])[:, index],
+                mode="markers",
+                marker={"color": colour, "size": 3, "opacity": 0.25},
+                name=f"{emotion} (raw)",
+                legendgroup=emotion,
+                showlegend=False,
+                hovertemplate=f"{emotion} raw: %{{y:.0%}} at %{{x:.2f}} s<extra>{name}</extra>",
+                row=row,
+                col=1,
+            )
+            figure.add_scatter(
+                x=list(times),
+                y=np.asarray(smoothed[name])[:, index],
+                mode="lines",
+                line={"color": colour, "width": 2},
+                name=emotion,
+                legendgroup=emotion,
+                showlegend=row == 1,
+                hovertemplate=f"{emotion}: %{{y:.0%}} at %{{x:.2f}} s<extra>{name}</extra>",
+                row=row,
+                col=1,
+            )
+        figure.update_yaxes(range=[0, 1], tickformat=".0%", row=row, col=1)
+    figure.update_xaxes(title_text="seconds", row=max(len(names), 1), col=1)
+    return _layout(figure, title, 220 + 200 * len(names))

@@ -86,8 +86,35 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--evaluation", default="fer2013/val", help="which recorded evaluation")
     report.add_argument("--chart", default="docs/per_class_accuracy.png", help="PNG to write ('' for none)")
 
+    video = commands.add_parser("video", help="emotions over time in a video file, per face track")
+    video.add_argument("path", help="a video file: mp4, webm, mov, avi, animated GIF, ...")
+    video.add_argument(
+        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
+    )
+    video.add_argument(
+        "--every", type=int, default=1, help="detect faces every K-th frame and follow them in between"
+    )
+    video.add_argument(
+        "--smooth",
+        choices=("ema", "window", "none"),
+        default="ema",
+        help="smoothing over time (default: ema)",
+    )
+    video.add_argument("--csv", default=None, help="write one row per frame, face and model here")
+    video.add_argument("--json", action="store_true", help="print JSON: per-track summary and every face")
+    video.add_argument("--annotated", default=None, help="write the video with boxes and labels here (.mp4)")
+    video.add_argument("--min-face-size", type=int, default=40, help="smallest face in pixels")
+    video.add_argument(
+        "--detect-side",
+        type=int,
+        default=320,
+        help="detect on a copy of each frame at most this many pixels wide",
+    )
+    video.add_argument("--max-seconds", type=float, default=600, help="refuse longer videos")
+
     commands.add_parser("models", help="list registered models")
-    commands.add_parser("bench", help="speed and memory benchmark (make bench)")
+    bench = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
+    bench.add_argument("--video-only", action="store_true", help="only the video section")
 
     from core.jobs.cli import add_jobs_parser
 
@@ -335,10 +362,46 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_video(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from core.video import VideoLimits, probe
+    from core.video_analysis import VideoSettings, analyze_video, video_detector
+
+    settings = VideoSettings(
+        every=args.every, smoothing=args.smooth, limits=VideoLimits(max_seconds=args.max_seconds)
+    )
+    info = probe(args.path, settings.limits)  # a bad file fails here, before models load
+    models = _models(args.models)
+    detector = video_detector(args.min_face_size, detect_side=args.detect_side)
+    with tqdm(total=info.frame_count, unit="frame", file=sys.stderr, desc=Path(args.path).name) as bar:
+        result = analyze_video(
+            args.path, models, detector, settings, args.annotated, on_frame=lambda done, total: bar.update(1)
+        )
+    if args.csv:
+        Path(args.csv).write_text(result.to_csv())
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"{args.path}: {result.frames} frames, {len(result.tracks())} face tracks")
+    for row in result.summary():
+        verdicts = "  ".join(
+            f"{name}: {entry['dominant']} {entry['share'][entry['dominant']]:.0%} ({entry['changes']} changes)"
+            for name, entry in row["models"].items()
+        )
+        print(
+            f"track {row['track']}  {row['first_s']:.2f}-{row['last_s']:.2f} s  {row['frames']} frames  {verdicts}"
+        )
+    for path in (args.csv, args.annotated):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from core.bench import main as bench_main
 
-    return bench_main()
+    return bench_main(video_only=args.video_only)
 
 
 COMMANDS = {
@@ -350,6 +413,7 @@ COMMANDS = {
     "framing": run_framing,
     "models": run_models,
     "bench": run_bench,
+    "video": run_video,
     "report": run_report,
     "jobs": run_jobs,
 }

@@ -188,6 +188,15 @@ def analyze(
     return analysis
 
 
+def classify_faces(
+    image: Image.Image, faces: list[Face], models: list[LoadedModel]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Crop already found faces from a decoded photo or video frame and classify them with every
+    model, all faces in one batch: the crops (N, 48, 48) and {model name: probabilities (N, 7)}."""
+    crops = np.stack([crop_face(image, face) for face in faces]) if faces else np.zeros((0, 48, 48), np.uint8)
+    return crops, {model.name: predict_proba(model, crops) for model in models}
+
+
 def add_saliency(
     analysis: Analysis, models: list[LoadedModel], cam_method: str, cam_class: int | None = None
 ) -> Analysis:
@@ -217,20 +226,29 @@ def add_saliency(
 def annotate(analysis: Analysis, model: str | None = None) -> Image.Image:
     """The photo with every face boxed and labelled with a model's emotion (default: the first)."""
     picture = analysis.image.copy()
-    draw = ImageDraw.Draw(picture)
     model = model or (analysis.models[0] if analysis.models else None)
-    line = max(2, round(max(picture.size) / 300))
-    font = ImageFont.load_default(size=max(12, round(max(picture.size) / 40)))
+    labels = []
     for number, result in enumerate(analysis.faces, start=1):
-        x1, y1, x2, y2 = result.face.box
-        colour = (46, 204, 113) if result.agree() else (241, 196, 15)
-        draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
         label = f"{number}"
         if model is not None:
             emotion, confidence = result.top(model)
             label = f"{number}: {emotion} {confidence:.0%}"
+        labels.append((result.face.box, label, result.agree()))
+    draw_labels(picture, labels)
+    return picture
+
+
+def draw_labels(picture: Image.Image, labels: list[tuple[tuple[float, ...], str, bool]]) -> None:
+    """Draw (box, label, models agree) onto a picture in place: green boxes where the models agree,
+    yellow where they don't, each label on a filled strip above its box (below at the top edge)."""
+    draw = ImageDraw.Draw(picture)
+    line = max(2, round(max(picture.size) / 300))
+    font = ImageFont.load_default(size=max(12, round(max(picture.size) / 40)))
+    for box, label, agree in labels:
+        x1, y1, x2, y2 = box
+        colour = (46, 204, 113) if agree else (241, 196, 15)
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
         left, top, right, bottom = draw.textbbox((x1, y1), label, font=font)
         y = y1 - (bottom - top) - 2 * line if y1 - (bottom - top) - 2 * line > 0 else y2 + line
         draw.rectangle((x1, y, x1 + right - left + 2 * line, y + bottom - top + 2 * line), fill=colour)
         draw.text((x1 + line, y + line - (top - y1)), label, fill=(0, 0, 0), font=font)
-    return picture

@@ -265,3 +265,11 @@ def evaluation(
     result["data"] = data
     result["split"] = split
     return result
+
+
+@st.cache_resource(show_spinner="Loading the face detector…")
+def video_detector() -> FaceDetector:
+    """The detector for video frames (searching a downscaled copy), shared by every session."""
+    from core.video_analysis import video_detector as make
+
+    return make()

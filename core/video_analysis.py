@@ -1,0 +1,148 @@
+"""Emotion over time in a video: decode → detect (every k-th frame) → track → crop → classify → smooth.
+
+Each step is the one the photos use (core.faces, core.pipeline.classify_faces, core.saliency);
+this module only runs them frame after frame. Frames are streamed and dropped: the result
+holds numbers only, and the annotated video is encoded while the frames go by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from core.faces import Face, FaceDetector, crop_face
+from core.pipeline import classify_faces, draw_labels
+from core.registry import LoadedModel
+from core.saliency import attention_maps, overlay_on_photo
+from core.smoothing import DEFAULT_SMOOTHING, make_smoother
+from core.timeline import FacePoint, VideoResult
+from core.tracking import FaceTracker
+from core.video import DEFAULT_LIMITS, VideoLimits, VideoSource, VideoWriter, iter_frames, probe, read_frame
+
+# Video frames are detected on a copy at most this wide/high (MTCNN's time grows with the pixels);
+# with min_face_size 40 a 640x480 frame is searched at 320x240 for faces of 20 pixels and up.
+DETECT_SIDE = 320
+TRACK_MEMORY_SECONDS = 1.0  # a face that is lost for less than this keeps its id when it comes back
+
+
+def video_detector(
+    min_face_size: int = 40, max_faces: int = 20, detect_side: int = DETECT_SIDE
+) -> FaceDetector:
+    """The photo detector, searching a copy of each frame downscaled to `detect_side` pixels."""
+    return FaceDetector(min_face_size=min_face_size, max_faces=max_faces, max_side=detect_side)
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How a video is analysed: detect every `every`-th frame, the smoothing, how long (seconds) a lost
+    face keeps its track, and the limits on the file."""
+
+    every: int = 1
+    smoothing: str = DEFAULT_SMOOTHING
+    track_memory: float = TRACK_MEMORY_SECONDS
+    limits: VideoLimits = DEFAULT_LIMITS
+
+
+def analyze_video(
+    path: VideoSource,
+    models: list[LoadedModel],
+    detector: FaceDetector,
+    settings: VideoSettings = VideoSettings(),
+    annotated: str | Path | BinaryIO | None = None,
+    on_frame: Callable[[int, int | None], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> VideoResult:
+    """Every face of every frame with each model's raw and smoothed probabilities, per track.
+
+    annotated: write the video with boxes and smoothed labels (the first model's) there.
+    on_frame(done, total) is called after each frame (total None when the header does not say);
+    should_stop() True ends early with `stopped` set in the result.
+    Raises VideoError for files that are not usable videos.
+    """
+    if settings.every < 1:
+        raise ValueError("--every must be 1 or more")
+    info = probe(path, settings.limits)
+    smoother = make_smoother(settings.smoothing)
+    tracker = FaceTracker(max_missed=max(1, round(settings.track_memory * info.fps)))
+    names = [model.name for model in models]
+    result = VideoResult(
+        info.path, info.width, info.height, info.fps, names, settings.smoothing, settings.every
+    )
+    writer = VideoWriter(annotated, info.fps, info.width, info.height) if annotated is not None else None
+    try:
+        for frame in iter_frames(path, settings.limits):
+            if should_stop is not None and should_stop():
+                result.stopped = True
+                break
+            detections = detector.detect(frame.image) if frame.index % settings.every == 0 else None
+            followed = tracker.update(frame.index, detections)
+            faces: list[Face] = [face for _, face, _ in followed]
+            _, probabilities = classify_faces(frame.image, faces, models)
+            points = [
+                FacePoint(
+                    frame=frame.index,
+                    time=frame.time,
+                    track=track,
+                    box=face.box,
+                    detected=detected,
+                    raw={name: probs[i] for name, probs in probabilities.items()},
+                    smoothed={
+                        name: smoother.update((track, name), frame.time, probs[i])
+                        for name, probs in probabilities.items()
+                    },
+                )
+                for i, (track, face, detected) in enumerate(followed)
+            ]
+            result.points.extend(points)
+            result.frames = frame.index + 1
+            if writer is not None:
+                writer.write(annotate_frame(frame.image, points, names))
+            if on_frame is not None:
+                on_frame(result.frames, info.frame_count)
+    finally:
+        if writer is not None:
+            writer.close()
+    return result
+
+
+def annotate_frame(image: Image.Image, points: list[FacePoint], models: list[str]) -> Image.Image:
+    """The frame with each face boxed and labelled '#track emotion confidence' (first model, smoothed);
+    green where all models agree, yellow where not."""
+    picture = image.copy()
+    labels = []
+    for point in points:
+        emotion, confidence = point.label(models[0]) if models else ("", 0.0)
+        agree = len({point.label(m)[0] for m in models}) <= 1
+        labels.append((point.box, f"#{point.track} {emotion} {confidence:.0%}", agree))
+    draw_labels(picture, labels)
+    return picture
+
+
+def frame_saliency(
+    path: VideoSource,
+    result: VideoResult,
+    frame: int,
+    models: list[LoadedModel],
+    method: str = "gradcam",
+    limits: VideoLimits = DEFAULT_LIMITS,
+) -> tuple[Image.Image, dict[str, Image.Image]]:
+    """One frame of an analysed video and, per model, that frame with each face's Grad-CAM
+    (for the model's smoothed emotion) laid over it."""
+    points = result.frame_points(frame)
+    image = read_frame(path, frame, limits).image
+    faces = [Face(box=p.box, landmarks=(), score=1.0) for p in points]
+    crops = np.stack([crop_face(image, face) for face in faces]) if faces else None
+    overlays = {}
+    for model in models:
+        if not points:
+            overlays[model.name] = image
+            continue
+        classes = [int(np.argmax(p.smoothed[model.name])) for p in points]
+        heatmaps = attention_maps(model, crops, classes, method=method)
+        overlays[model.name] = overlay_on_photo(image, faces, list(heatmaps))
+    return image, overlays

@@ -1,0 +1,55 @@
+"""The Video page through AppTest from app.py: upload a generated clip, analyse, timeline, Grad-CAM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+from test_app import APP, TIMEOUT, fresh_app, navigation_from_app_py, no_errors  # noqa: F401
+
+from core.video import VideoWriter
+
+
+def clip(path: Path, astronaut: Image.Image) -> bytes:
+    face = astronaut.crop((130, 20, 320, 230)).resize((90, 100))
+    with VideoWriter(path, 10, 240, 180) as writer:
+        for index in range(8):
+            frame = Image.new("RGB", (240, 180), (120, 120, 120))
+            frame.paste(face, (20 + 10 * index, 40))
+            writer.write(frame)
+    return path.read_bytes()
+
+
+def test_video_page_analyses_an_upload(tiny_registry, astronaut: Image.Image, tmp_path: Path) -> None:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.switch_page("pages/video.py")
+    app.run()
+    no_errors(app)
+    assert any("Upload a clip" in info.value for info in app.info)
+    app.file_uploader[0].upload("walk.mp4", clip(tmp_path / "walk.mp4", astronaut), "video/mp4").run()
+    no_errors(app)
+    next(b for b in app.button if b.label == "Analyse").click().run()
+    no_errors(app)
+    assert [m.value for m in app.metric] == ["8", "1"]
+    assert len(app.get("plotly_chart")) == 1 and len(app.get("video")) == 1
+    assert [b.label for b in app.get("download_button")] == [
+        "CSV (frame, face, model)",
+        "JSON",
+        "Annotated video",
+    ]
+    captions = [c for image in app.get("image") for c in image.captions]
+    assert captions == ["frame 0", "Grad-CAM · tiny_a", "Grad-CAM · tiny_b"]
+    app.select_slider(key="frame-1").set_value(5).run()
+    no_errors(app)
+    assert [c for image in app.get("image") for c in image.captions][0] == "frame 5"
+
+
+def test_video_page_says_when_an_upload_is_not_a_video(tiny_registry) -> None:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.switch_page("pages/video.py")
+    app.run()
+    app.file_uploader[0].upload("broken.mp4", b"not a video" * 50, "video/mp4").run()
+    next(b for b in app.button if b.label == "Analyse").click().run()
+    assert not app.exception
+    assert any("not a readable video" in w.value for w in app.warning)
