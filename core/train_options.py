@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
-DATA_DEFAULT = "../shared/datasets/fer2013"
+# FER2013 beside the repository (not beside the current folder: the app may start anywhere).
+DATA_DEFAULT = str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "fer2013")
 SCHEMES = ("baseline", "masked")
 MASK_MODES = ("random", "expand")
 CLUSTER_SCOPES = ("image", "dataset")
