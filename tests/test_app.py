@@ -267,7 +267,10 @@ def test_models_page_reports_a_bad_dataset_path(
     assert any("no such file or folder" in error.value for error in app.error)
 
 
-def test_models_page_names_the_line_of_a_malformed_csv(tiny_registry: list[str], tmp_path: Path) -> None:
+def test_models_page_names_the_line_of_a_malformed_csv(
+    tiny_registry: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(tmp_path))
     row = "1," + " ".join(["9"] * 70_000) + ",PublicTest"  # a pixels field over 131,072 characters
     (tmp_path / "fer2013.csv").write_text(f"emotion,pixels,Usage\n{row}\n")
     app = open_page("pages/models.py")
