@@ -13,7 +13,8 @@ FER_STUDIO_MAX_ANALYSES    analyses running at once in the process (default 2, p
 FER_STUDIO_CACHE_MB        memory for cached results, all visitors (default 256, public 160)
 
 No Streamlit here: the app copies these names from Streamlit secrets into the
-environment at start (ui.secrets), where a variable already set wins.
+environment on every page run (ui.deploy.settings_from_secrets), where a secret wins over a
+variable of the same name, as Streamlit's own copy of top-level secrets does.
 """
 
 from __future__ import annotations
