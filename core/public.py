@@ -11,6 +11,7 @@ FER_STUDIO_WORK_SIDE       longer side of the copy the app works on (default 204
 FER_STUDIO_MAX_FACES       faces read per photo, largest first     (default 20, public 10)
 FER_STUDIO_MAX_ANALYSES    analyses running at once in the process (default 2, public 1)
 FER_STUDIO_CACHE_MB        memory for cached results, all visitors (default 256, public 160)
+FER_STUDIO_MAX_VIDEO_SECONDS  length of an uploaded video          (default 600, public 60)
 
 No Streamlit here: the app copies these names from Streamlit secrets into the
 environment on every page run (ui.deploy.settings_from_secrets), where a secret wins over a
@@ -34,6 +35,7 @@ _LIMITS: dict[str, tuple[str, int, int]] = {
     "FER_STUDIO_MAX_FACES": ("max_faces", 20, 10),
     "FER_STUDIO_MAX_ANALYSES": ("max_analyses", 2, 1),
     "FER_STUDIO_CACHE_MB": ("cache_mb", 256, 160),
+    "FER_STUDIO_MAX_VIDEO_SECONDS": ("max_video_seconds", 600, 60),
 }
 
 # Every setting a deployment may pass through Streamlit secrets.
@@ -56,6 +58,7 @@ class Limits:
     max_faces: int
     max_analyses: int
     cache_mb: int
+    max_video_seconds: int
 
     @property
     def max_pixels(self) -> int:

@@ -9,16 +9,19 @@ import streamlit as st
 
 from core.charts import emotion_timeline
 from core.labels import EMOTIONS
+from core.public import limits
 from core.saliency import CAM_METHODS
 from core.smoothing import SMOOTHING
 from core.studio import HOW_TO_GET_MODELS, file_stem
-from core.video import VideoError
+from core.video import VideoError, VideoLimits
 from core.video_analysis import VideoSettings, analyze_video, frame_saliency
 from ui import pickers, resources
 
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv", "m4v", "gif"]
-MAX_VIDEO_MB = 200
 RESULT = "video_result"
+# The web server refuses any upload above server.maxUploadSize, so that is a video's limit too.
+MAX_VIDEO_MB = int(st.get_option("server.maxUploadSize"))
+MAX_VIDEO_SECONDS = limits().max_video_seconds
 
 
 def run_analysis(data: bytes, keys: tuple, settings: VideoSettings) -> dict | None:
@@ -33,14 +36,18 @@ def run_analysis(data: bytes, keys: tuple, settings: VideoSettings) -> dict | No
             bar.progress(share, text=f"Frame {done}" + (f" of {total}" if total else ""))
 
     annotated = io.BytesIO()
+    waiting = resources.WaitNotice(st.empty())
     try:
-        result = analyze_video(
-            data, models, resources.video_detector(), settings, annotated, on_frame=progress
-        )
+        with resources.gate().admit(waiting):  # a clip is many analyses: it takes its turn like one
+            result = analyze_video(
+                data, models, resources.video_detector(), settings, annotated, on_frame=progress
+            )
     except VideoError as err:
+        waiting.done()
         bar.empty()
         st.warning(f"Could not read this video: {err}.", icon=":material/broken_image:")
         return None
+    waiting.done()
     bar.empty()
     return {"result": result, "video": annotated.getvalue()}
 
@@ -81,8 +88,10 @@ def track_view(state: dict, data: bytes, keys: tuple, summary: dict, method: str
         if len(frames) > 1
         else frames[0]
     )
-    with st.spinner(f"Computing {method} for frame {frame}…"):
+    waiting = resources.WaitNotice(st.empty())
+    with st.spinner(f"Computing {method} for frame {frame}…"), resources.gate().admit(waiting):
         image, overlays = frame_saliency(data, result, frame, resources.models(keys), method)
+    waiting.done()
     columns = st.columns(len(overlays) + 1)
     columns[0].image(image, caption=f"frame {frame}", width="stretch")
     for column, (name, overlay) in zip(columns[1:], overlays.items(), strict=True):
@@ -101,7 +110,7 @@ upload = st.file_uploader(
     type=VIDEO_TYPES,
     max_upload_size=MAX_VIDEO_MB,
     key="video_upload",
-    help=f"mp4, webm, mov, avi, mkv or animated GIF, up to {MAX_VIDEO_MB} MB and 10 minutes.",
+    help=f"mp4, webm, mov, avi, mkv or animated GIF, up to {MAX_VIDEO_MB} MB and {MAX_VIDEO_SECONDS} s.",
 )
 every_column, smooth_column, method_column = st.columns(3)
 every = every_column.number_input(
@@ -127,7 +136,15 @@ state = st.session_state.get(RESULT)
 if state is None or state["key"] != run_key:
     if not st.button("Analyse", type="primary"):
         st.stop()
-    state = run_analysis(data, selection.keys, VideoSettings(every=int(every), smoothing=smoothing))
+    state = run_analysis(
+        data,
+        selection.keys,
+        VideoSettings(
+            every=int(every),
+            smoothing=smoothing,
+            limits=VideoLimits(max_bytes=MAX_VIDEO_MB * 2**20, max_seconds=MAX_VIDEO_SECONDS),
+        ),
+    )
     if state is None:
         st.stop()
     state["key"] = run_key

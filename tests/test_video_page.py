@@ -53,3 +53,25 @@ def test_video_page_says_when_an_upload_is_not_a_video(tiny_registry) -> None:
     next(b for b in app.button if b.label == "Analyse").click().run()
     assert not app.exception
     assert any("not a readable video" in w.value for w in app.warning)
+
+
+def test_public_mode_refuses_a_clip_longer_than_its_limit(
+    tiny_registry, astronaut: Image.Image, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("FER_STUDIO_PUBLIC", "1")
+    monkeypatch.setenv("FER_STUDIO_MAX_VIDEO_SECONDS", "1")
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.switch_page("pages/video.py")
+    app.run()
+    assert "1 s" in app.file_uploader[0].help
+    long_clip = tmp_path / "long.mp4"
+    face = astronaut.crop((130, 20, 320, 230)).resize((90, 100))
+    with VideoWriter(long_clip, 10, 240, 180) as writer:
+        for index in range(25):  # 2.5 s
+            frame = Image.new("RGB", (240, 180), (120, 120, 120))
+            frame.paste(face, (20 + 2 * index, 40))
+            writer.write(frame)
+    app.file_uploader[0].upload("long.mp4", long_clip.read_bytes(), "video/mp4").run()
+    next(b for b in app.button if b.label == "Analyse").click().run()
+    assert not app.exception
+    assert any("the limit is 1 s" in w.value for w in app.warning)
