@@ -110,7 +110,33 @@ def main(argv: list[str] | None = None) -> int:
             wait_for(driver, lambda d: "portrait.jpg: boxes" in body_text(d), what="the upload's result")
             wait_until_idle(driver)
             print(screenshot(driver, args.out / "analyze-upload.png", width=args.width))
+            # The Video page with a generated clip: the portrait's face walking across the frame.
+            from selenium.webdriver.common.by import By
+
+            open_page(driver, url, "video")
+            upload(driver, walking_clip(Path(scratch) / "walk.mp4"))
+            wait_for(driver, lambda d: "Analyse" in body_text(d), what="the Analyse button")
+            next(b for b in driver.find_elements(By.TAG_NAME, "button") if b.text == "Analyse").click()
+            wait_for(driver, lambda d: "Face track" in body_text(d), what="the video's tracks", timeout=300)
+            wait_until_idle(driver)
+            print(screenshot(driver, args.out / "video.png", width=args.width))
     return 0
+
+
+def walking_clip(path: Path, seconds: float = 4.0, fps: int = 15) -> Path:
+    """A 640x480 clip of the sample portrait's face moving across a grey frame."""
+    from core.studio import sample_png
+    from core.video import VideoWriter
+
+    portrait = Image.open(io.BytesIO(sample_png())).convert("RGB")
+    face = portrait.crop((130, 20, 320, 230)).resize((160, 176))
+    frames = round(seconds * fps)
+    with VideoWriter(path, fps, 640, 480) as writer:
+        for index in range(frames):
+            frame = Image.new("RGB", (640, 480), (128, 128, 128))
+            frame.paste(face, (60 + round(400 * index / frames), 150))
+            writer.write(frame)
+    return path
 
 
 if __name__ == "__main__":
