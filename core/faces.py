@@ -86,7 +86,8 @@ class FaceDetector:
             image
             if scale == 1.0
             else image.resize(
-                (max(round(image.width * scale), 1), max(round(image.height * scale), 1)), Image.BILINEAR
+                (max(round(image.width * scale), 1), max(round(image.height * scale), 1)),
+                Image.Resampling.BILINEAR,
             )
         )
         min_face = max(int(self.min_face_size * scale), 12)
@@ -123,7 +124,7 @@ def crop_face(image: Image.Image, face: Face, size: int = CROP_SIZE) -> np.ndarr
     if pad:
         gray = np.pad(gray, pad, mode="edge")
     square = gray[top + pad : bottom + pad, left + pad : right + pad]
-    return np.asarray(Image.fromarray(square).resize((size, size), Image.LANCZOS), dtype=np.uint8)
+    return np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
 def largest_face_crop(detector: FaceDetector, image: Image.Image) -> np.ndarray | None:
@@ -136,7 +137,7 @@ def measure_framing(detector: FaceDetector, crops: np.ndarray, upscale: int = 19
     """How MTCNN boxes sit in FER2013-framed crops: the numbers behind FRAME_SCALE/FRAME_SHIFT_UP."""
     boxes = []
     for crop in crops:
-        photo = Image.fromarray(crop).resize((upscale, upscale), Image.BICUBIC).convert("RGB")
+        photo = Image.fromarray(crop).resize((upscale, upscale), Image.Resampling.BICUBIC).convert("RGB")
         faces = detector.detect(photo)
         if faces:
             boxes.append([v / upscale for v in faces[0].box])

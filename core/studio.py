@@ -93,7 +93,7 @@ def png_bytes(image: Image.Image | np.ndarray) -> bytes:
 
 def enlarge(array: np.ndarray, size: int = 192, smooth: bool = True) -> np.ndarray:
     """A small uint8 picture (H, W) or (H, W, 3) scaled up to size x size for display."""
-    resample = Image.BICUBIC if smooth else Image.NEAREST
+    resample = Image.Resampling.BICUBIC if smooth else Image.Resampling.NEAREST
     return np.asarray(Image.fromarray(np.asarray(array, dtype=np.uint8)).resize((size, size), resample))
 
 
