@@ -7,6 +7,7 @@ photo and the saliency overlay placed back on the photo.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,12 @@ from core.data import CROP_SIZE
 # 1.06 frames tall and 0.80 wide, centred 0.013 box heights below the frame's centre.
 FRAME_SCALE = 0.95
 FRAME_SHIFT_UP = 0.013
+
+
+def as_box(values: Iterable[float]) -> tuple[float, float, float, float]:
+    """Four numbers (x1, y1, x2, y2) as a box tuple; ValueError when there are not four."""
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ class FaceDetector:
             return []
         faces = [
             Face(
-                box=tuple(float(v) / scale for v in box),
+                box=as_box(float(v) / scale for v in box),
                 landmarks=tuple((float(x) / scale, float(y) / scale) for x, y in marks),
                 score=float(score),
             )
