@@ -46,6 +46,7 @@ loadtest: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check core ui tests pages app.py
 	$(PY) -m ruff format --check core ui tests pages app.py
+	$(PY) -m mypy
 
 format: $(DEV_STAMP)
 	$(PY) -m ruff format core ui tests pages app.py

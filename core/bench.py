@@ -233,7 +233,7 @@ def bench_cold_start(runs: int = 3, timeout: float = 180.0) -> dict[str, Any]:
         measured.append(run)
 
     def median(key: str) -> float | None:
-        values = [run[key] for run in measured if run[key] is not None]
+        values = [value for run in measured if (value := run[key]) is not None]
         return statistics.median(values) if values else None
 
     return {**{key: median(key) for key in measured[0]}, "runs": measured}

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from core.train_options import DATA_DEFAULT, add_train_options
 
@@ -282,12 +283,9 @@ def run_clusters(args: argparse.Namespace) -> int:
     from core.registry import load_model
 
     image = decode_image(args.image)
-    if image.size == (48, 48):
-        crop = to_gray_array(image)
-    else:
-        crop = largest_face_crop(FaceDetector(), image)
-        if crop is None:
-            raise ValueError(f"{args.image}: no face found")
+    crop = to_gray_array(image) if image.size == (48, 48) else largest_face_crop(FaceDetector(), image)
+    if crop is None:
+        raise ValueError(f"{args.image}: no face found")
     model = load_model(args.model)
     picture = region_strip(crop, model, args.clusters, args.lam, args.alpha)
     out = Path(args.out) if args.out else Path(args.image).with_name(Path(args.image).stem + "-clusters.png")
@@ -336,7 +334,8 @@ def run_models(args: argparse.Namespace) -> int:
             broken.append(card["name"])
             shown = "broken weights"
         else:
-            accuracy = next(iter(card.get("evaluations", {}).values()), {}).get("accuracy")
+            first: dict[str, Any] = next(iter(card.get("evaluations", {}).values()), {})
+            accuracy = first.get("accuracy")
             shown = "val accuracy " + (f"{accuracy:.4f}" if accuracy is not None else "not evaluated")
         print(
             f"{card['name']:20s} {card['architecture']:10s} {card.get('scheme', '?'):9s} {shown}  {card['path']}"
@@ -375,9 +374,11 @@ def run_video(args: argparse.Namespace) -> int:
     models = _models(args.models)
     detector = video_detector(args.min_face_size, detect_side=args.detect_side)
     with tqdm(total=info.frame_count, unit="frame", file=sys.stderr, desc=Path(args.path).name) as bar:
-        result = analyze_video(
-            args.path, models, detector, settings, args.annotated, on_frame=lambda done, total: bar.update(1)
-        )
+
+        def advance(done: int, total: int | None) -> None:
+            bar.update(1)
+
+        result = analyze_video(args.path, models, detector, settings, args.annotated, on_frame=advance)
     if args.csv:
         Path(args.csv).write_text(result.to_csv())
     if args.json:

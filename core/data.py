@@ -226,7 +226,7 @@ def _crop_file(
         return face_cropper(image)
     if image.size == (CROP_SIZE, CROP_SIZE):
         return to_gray_array(image)
-    return to_gray_array(_centre_square(image).resize((CROP_SIZE, CROP_SIZE), Image.BILINEAR))
+    return to_gray_array(_centre_square(image).resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BILINEAR))
 
 
 def _centre_square(image: Image.Image) -> Image.Image:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -129,7 +129,7 @@ def _recalls(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def _covered_report(
     model: nn.Module,
     faces: FaceDataset,
-    variants: dict[str, tuple[str, Callable[[], np.ndarray]]],
+    variants: Mapping[str, tuple[str, Callable[[], np.ndarray]]],
     preprocessing: dict | None,
     clean: dict[str, float] | None,
     on_pass: Callable[[str], None] | None,

@@ -7,6 +7,7 @@ photo and the saliency overlay placed back on the photo.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,12 @@ from core.data import CROP_SIZE
 # 1.06 frames tall and 0.80 wide, centred 0.013 box heights below the frame's centre.
 FRAME_SCALE = 0.95
 FRAME_SHIFT_UP = 0.013
+
+
+def as_box(values: Iterable[float]) -> tuple[float, float, float, float]:
+    """Four numbers (x1, y1, x2, y2) as a box tuple; ValueError when there are not four."""
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,8 @@ class FaceDetector:
             image
             if scale == 1.0
             else image.resize(
-                (max(round(image.width * scale), 1), max(round(image.height * scale), 1)), Image.BILINEAR
+                (max(round(image.width * scale), 1), max(round(image.height * scale), 1)),
+                Image.Resampling.BILINEAR,
             )
         )
         min_face = max(int(self.min_face_size * scale), 12)
@@ -100,7 +108,7 @@ class FaceDetector:
             return []
         faces = [
             Face(
-                box=tuple(float(v) / scale for v in box),
+                box=as_box(float(v) / scale for v in box),
                 landmarks=tuple((float(x) / scale, float(y) / scale) for x, y in marks),
                 score=float(score),
             )
@@ -123,7 +131,7 @@ def crop_face(image: Image.Image, face: Face, size: int = CROP_SIZE) -> np.ndarr
     if pad:
         gray = np.pad(gray, pad, mode="edge")
     square = gray[top + pad : bottom + pad, left + pad : right + pad]
-    return np.asarray(Image.fromarray(square).resize((size, size), Image.LANCZOS), dtype=np.uint8)
+    return np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
 def largest_face_crop(detector: FaceDetector, image: Image.Image) -> np.ndarray | None:
@@ -136,7 +144,7 @@ def measure_framing(detector: FaceDetector, crops: np.ndarray, upscale: int = 19
     """How MTCNN boxes sit in FER2013-framed crops: the numbers behind FRAME_SCALE/FRAME_SHIFT_UP."""
     boxes = []
     for crop in crops:
-        photo = Image.fromarray(crop).resize((upscale, upscale), Image.BICUBIC).convert("RGB")
+        photo = Image.fromarray(crop).resize((upscale, upscale), Image.Resampling.BICUBIC).convert("RGB")
         faces = detector.detect(photo)
         if faces:
             boxes.append([v / upscale for v in faces[0].box])

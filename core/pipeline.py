@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -161,7 +162,7 @@ def analyze(
     one_pass = bool(cam_method and faces and cam_class is None and not flip_tta)
     for model in models:
         mark = time.perf_counter()
-        if one_pass:
+        if one_pass and cam_method:  # cam_method: for the type checker, one_pass implies it
             # One forward and backward pass: the prediction and its Grad-CAM together.
             heatmaps[model.name], probabilities[model.name] = explain(model, crops, None, cam_method)
             timings["saliency"] += time.perf_counter() - mark
@@ -238,7 +239,7 @@ def annotate(analysis: Analysis, model: str | None = None) -> Image.Image:
     return picture
 
 
-def draw_labels(picture: Image.Image, labels: list[tuple[tuple[float, ...], str, bool]]) -> None:
+def draw_labels(picture: Image.Image, labels: Sequence[tuple[tuple[float, ...], str, bool]]) -> None:
     """Draw (box, label, models agree) onto a picture in place: green boxes where the models agree,
     yellow where they don't, each label on a filled strip above its box (below at the top edge)."""
     draw = ImageDraw.Draw(picture)

@@ -138,6 +138,6 @@ def region_strip(
     strip = Image.new("RGB", (size * len(panels), size + 16), "white")
     draw = ImageDraw.Draw(strip)
     for i, (panel, caption) in enumerate(zip(panels, captions, strict=True)):
-        strip.paste(Image.fromarray(panel).resize((size, size), Image.NEAREST), (i * size, 0))
+        strip.paste(Image.fromarray(panel).resize((size, size), Image.Resampling.NEAREST), (i * size, 0))
         draw.text((i * size + 3, size + 2), caption, fill=(0, 0, 0))
     return strip

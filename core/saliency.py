@@ -110,10 +110,8 @@ def overlay_on_photo(
     for face, heatmap in zip(faces, heatmaps, strict=True):
         left, top, right, bottom = face.crop_box()
         side = right - left
-        resized = (
-            np.asarray(Image.fromarray((heatmap * 255).astype(np.uint8)).resize((side, side), Image.BILINEAR))
-            / 255.0
-        )
+        small = Image.fromarray((heatmap * 255).astype(np.uint8))
+        resized = np.asarray(small.resize((side, side), Image.Resampling.BILINEAR)) / 255.0
         x1, y1, x2, y2 = max(left, 0), max(top, 0), min(right, width), min(bottom, height)
         if x1 >= x2 or y1 >= y2:
             continue

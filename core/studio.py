@@ -49,7 +49,7 @@ def default_pair(names: Sequence[str]) -> tuple[str | None, str | None]:
     With one model B is None; with none both are None.
     """
     names = list(names)
-    chosen = [name for name in PREFERRED_PAIR if name in names]
+    chosen: list[str | None] = [name for name in PREFERRED_PAIR if name in names]
     for name in names:
         if len(chosen) >= 2:
             break
@@ -69,7 +69,7 @@ def model_keys(
     mtimes = {card["name"]: float(card["mtime"]) for card in cards}
     keys: list[tuple[str, float]] = []
     for name in names:
-        if name in mtimes and name not in [k for k, _ in keys]:
+        if name is not None and name in mtimes and name not in [k for k, _ in keys]:
             keys.append((name, mtimes[name]))
     return tuple(keys)
 
@@ -93,7 +93,7 @@ def png_bytes(image: Image.Image | np.ndarray) -> bytes:
 
 def enlarge(array: np.ndarray, size: int = 192, smooth: bool = True) -> np.ndarray:
     """A small uint8 picture (H, W) or (H, W, 3) scaled up to size x size for display."""
-    resample = Image.BICUBIC if smooth else Image.NEAREST
+    resample = Image.Resampling.BICUBIC if smooth else Image.Resampling.NEAREST
     return np.asarray(Image.fromarray(np.asarray(array, dtype=np.uint8)).resize((size, size), resample))
 
 

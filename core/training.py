@@ -85,6 +85,8 @@ class TrainConfig:
 
 
 EpochCallback = Callable[[dict[str, Any]], None]
+# What torch.optim.swa_utils.AveragedModel hands its multi_avg_fn.
+TensorList = tuple[torch.Tensor, ...] | list[torch.Tensor]
 
 
 class StopRequested(Exception):
@@ -242,8 +244,9 @@ def train(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
     preprocessing = {**DEFAULT_PREPROCESSING, "input_size": config.input_size}
-    model = create_model(config.architecture, **config.arch_args).to(
-        device, memory_format=torch.channels_last
+    # Two calls: torch's type stubs have no Module.to overload taking device and memory_format together.
+    model = (
+        create_model(config.architecture, **config.arch_args).to(device).to(memory_format=torch.channels_last)
     )
     cluster_maps = (
         _cluster_maps(config, train_faces, run_dir, device, should_stop)
@@ -281,7 +284,8 @@ def train(
     trained = _Trained(model, optimizer, scheduler, ema, generator)
 
     checkpoint_path = run_dir / "checkpoint.pt"
-    start_epoch, history, best = 0, [], None
+    start_epoch, best = 0, None
+    history: list[dict[str, Any]] = []
     if checkpoint_path.exists():
         start_epoch, history, best = _load_checkpoint(checkpoint_path, trained, device)
     _catch_up_metrics(run_dir / "metrics.jsonl", history, on_epoch)
@@ -468,6 +472,8 @@ def _cluster_maps(
     if cache.exists():
         with np.load(cache) as stored:
             return stored["maps"]
+    if config.attention_model is None:  # check_settings rejects this before training starts
+        raise ValueError("the masked scheme needs attention_model: a trained baseline")
     baseline = load_model(config.attention_model)
     baseline.module.to(device)  # Grad-CAM runs where the model is
     if config.cluster_scope == "dataset":
@@ -540,7 +546,7 @@ def _ema(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel 
         return None
 
     @torch.no_grad()
-    def average(averaged: list[torch.Tensor], current: list[torch.Tensor], steps: torch.Tensor) -> None:
+    def average(averaged: TensorList, current: TensorList, steps: torch.Tensor | int) -> None:
         rate = min(decay, (1.0 + float(steps)) / (10.0 + float(steps)))
         if torch.is_floating_point(averaged[0]):
             torch._foreach_lerp_(averaged, current, 1.0 - rate)

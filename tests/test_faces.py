@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from core.faces import FaceDetector, crop_face, largest_face_crop
+from core.faces import FaceDetector, as_box, crop_face, largest_face_crop
 
 # The astronaut's face in skimage.data.astronaut() (512x512): roughly x 180-270, y 60-175.
 FACE_CENTRE = (224, 117)
@@ -90,3 +91,12 @@ def test_min_face_size_is_in_photo_pixels(astronaut: Image.Image) -> None:
     small = astronaut.resize((130, 130))  # the face is about 22 px wide
     assert len(FaceDetector(min_face_size=20).detect(small)) == 1
     assert FaceDetector(min_face_size=60).detect(small) == []
+
+
+def test_as_box_takes_exactly_four_numbers_as_floats() -> None:
+    box = as_box(np.array([1, 2, 3, 4], dtype=np.float32))
+    assert box == (1.0, 2.0, 3.0, 4.0)
+    assert all(type(v) is float for v in box)
+    for wrong in ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0]):
+        with pytest.raises(ValueError):
+            as_box(wrong)
