@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from core.faces import Face
+from core.faces import Face, as_box
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Track:
         shift = self.velocity * (frame - self.frame)
         if not shift.any():
             return self.face
-        box = tuple(float(v) for v in np.asarray(self.face.box) + shift)
+        box = as_box(np.asarray(self.face.box) + shift)
         dx, dy = (shift[0] + shift[2]) / 2, (shift[1] + shift[3]) / 2
         landmarks = tuple((x + dx, y + dy) for x, y in self.face.landmarks)
         return replace(self.face, box=box, landmarks=landmarks)

@@ -69,6 +69,7 @@ VideoSource = str | Path | bytes  # a file path, or an upload's bytes (kept in m
 
 
 def _open(source: VideoSource, limits: VideoLimits) -> tuple[av.container.InputContainer, VideoInfo]:
+    target: str | io.BytesIO
     if isinstance(source, bytes):
         label, size, target = "upload", len(source), io.BytesIO(source)
     else:
@@ -182,7 +183,7 @@ class VideoWriter:
 
     def __init__(self, target: str | Path | BinaryIO, fps: float, width: int, height: int) -> None:
         in_memory = not isinstance(target, (str, Path))
-        suffix = ".mp4" if in_memory else Path(target).suffix.lower()
+        suffix = Path(target).suffix.lower() if isinstance(target, (str, Path)) else ".mp4"
         codec = self.CODECS.get(suffix, "libx264")
         try:
             # In memory: a fragmented mp4, which needs no second pass over the file to put its index first.
@@ -194,7 +195,10 @@ class VideoWriter:
         except (av.FFmpegError, ValueError) as err:
             raise VideoError(f"{target}: cannot write a video here ({err})") from err
         rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream(codec, rate=rate)
+        stream = self._container.add_stream(codec, rate=rate)
+        if not isinstance(stream, av.VideoStream):
+            raise VideoError(f"{target}: {codec} is not a video codec")
+        self._stream: av.VideoStream = stream
         # H.264 in yuv420p needs even sides.
         self._stream.width = width - width % 2 if codec != "gif" else width
         self._stream.height = height - height % 2 if codec != "gif" else height

@@ -136,12 +136,11 @@ def frame_saliency(
     points = result.frame_points(frame)
     image = read_frame(path, frame, limits).image
     faces = [Face(box=p.box, landmarks=(), score=1.0) for p in points]
-    crops = np.stack([crop_face(image, face) for face in faces]) if faces else None
+    if not faces:
+        return image, {model.name: image for model in models}
+    crops = np.stack([crop_face(image, face) for face in faces])
     overlays = {}
     for model in models:
-        if not points:
-            overlays[model.name] = image
-            continue
         classes = [int(np.argmax(p.smoothed[model.name])) for p in points]
         heatmaps = attention_maps(model, crops, classes, method=method)
         overlays[model.name] = overlay_on_photo(image, faces, list(heatmaps))
