@@ -112,6 +112,7 @@ def results() -> BoundedCache:
                 return
             alive.expire()
             del alive
+            release_free_memory()  # pages freed by closed sessions go back even when nobody visits
 
     threading.Thread(target=sweep, name="result-cache-sweeper", daemon=True).start()
     return cache
