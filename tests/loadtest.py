@@ -146,19 +146,35 @@ def relative_boxes(boxes: Sequence[Sequence[float]], size: Sequence[int]) -> lis
 def expected_results(photos: Sequence[bytes]) -> tuple[list[str], list[PhotoResult]]:
     """The app's default models and, per photo, what core.pipeline.analyze finds in it.
 
-    Loads the models the Analyze page picks by default (the same registry the server reads).
+    Loads the models the Analyze page picks by default (the same registry the server reads)
+    and applies the limits the server runs under (HOST_ENV: public mode's working size).
     """
+    from unittest import mock
+
     from core.faces import FaceDetector
     from core.pipeline import analyze
+    from core.public import limits
     from core.registry import list_models, load_model
     from core.studio import default_pair
 
     names = list(dict.fromkeys(n for n in default_pair([card["name"] for card in list_models()]) if n))
     models = [load_model(name) for name in names]
     detector = FaceDetector()
+    with mock.patch.dict(os.environ, HOST_ENV):
+        limit = limits()
     expected = []
     for data in photos:
-        result = analyze(data, models, detector, None, None, False)
+        result = analyze(
+            data,
+            models,
+            detector,
+            None,
+            None,
+            False,
+            max_faces=limit.max_faces,
+            max_pixels=limit.max_pixels,
+            work_side=limit.work_side,
+        )
         expected.append(
             PhotoResult(
                 relative_boxes([face.face.box for face in result.faces], result.image.size),
