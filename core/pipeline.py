@@ -19,6 +19,7 @@ from core.faces import Face, FaceDetector, crop_face
 from core.images import decode_image, fit_within, to_rgb
 from core.labels import EMOTIONS
 from core.predict import predict_proba
+from core.public import Limits
 from core.registry import LoadedModel
 from core.saliency import attention_maps, explain
 
@@ -196,6 +197,27 @@ def classify_faces(
     model, all faces in one batch: the crops (N, 48, 48) and {model name: probabilities (N, 7)}."""
     crops = np.stack([crop_face(image, face) for face in faces]) if faces else np.zeros((0, 48, 48), np.uint8)
     return crops, {model.name: predict_proba(model, crops) for model in models}
+
+
+def analyze_within(
+    source: Image.Image | bytes,
+    models: list[LoadedModel],
+    detector: FaceDetector,
+    limit: Limits,
+    flip_tta: bool = False,
+) -> Analysis:
+    """analyze() without saliency, under a visitor's limits (pixels, working size, faces)."""
+    return analyze(
+        source,
+        models,
+        detector,
+        None,
+        None,
+        flip_tta,
+        max_faces=limit.max_faces,
+        max_pixels=limit.max_pixels,
+        work_side=limit.work_side,
+    )
 
 
 def add_saliency(

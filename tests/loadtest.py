@@ -152,7 +152,7 @@ def expected_results(photos: Sequence[bytes]) -> tuple[list[str], list[PhotoResu
     from unittest import mock
 
     from core.faces import FaceDetector
-    from core.pipeline import analyze
+    from core.pipeline import analyze_within
     from core.public import limits
     from core.registry import list_models, load_model
     from core.studio import default_pair
@@ -164,17 +164,7 @@ def expected_results(photos: Sequence[bytes]) -> tuple[list[str], list[PhotoResu
         limit = limits()
     expected = []
     for data in photos:
-        result = analyze(
-            data,
-            models,
-            detector,
-            None,
-            None,
-            False,
-            max_faces=limit.max_faces,
-            max_pixels=limit.max_pixels,
-            work_side=limit.work_side,
-        )
+        result = analyze_within(data, models, detector, limit)
         expected.append(
             PhotoResult(
                 relative_boxes([face.face.box for face in result.faces], result.image.size),

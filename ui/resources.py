@@ -26,7 +26,7 @@ from core.bounded_cache import BoundedCache
 from core.faces import FaceDetector
 from core.gate import Gate
 from core.memory import release_free_memory
-from core.pipeline import Analysis, add_saliency, analyze
+from core.pipeline import Analysis, add_saliency, analyze_within
 from core.public import limits
 from core.registry import LoadedModel, ModelLoadError, load_model
 
@@ -171,17 +171,7 @@ def analysis(data: bytes, keys: ModelKeys, flip_tta: bool, on_wait: OnWait = Non
         found = results().get(key)  # another visitor may have sent the same photo meanwhile
         if found is not None:
             return found
-        found = analyze(
-            data,
-            models(keys),
-            detector(),
-            None,
-            None,
-            flip_tta,
-            max_faces=limit.max_faces,
-            max_pixels=limit.max_pixels,
-            work_side=limit.work_side,
-        )
+        found = analyze_within(data, models(keys), detector(), limit, flip_tta)
     release_free_memory()  # the full-size decode is gone: give its pages back
     results().put(key, found, found.nbytes())
     return found
