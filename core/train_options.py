@@ -40,8 +40,14 @@ TRAIN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--lr", {"type": float}),
     ("--weight-decay", {"type": float}),
     ("--schedule", {"choices": SCHEDULES}),
+    ("--warmup-epochs", {"type": float}),
     ("--label-smoothing", {"type": float}),
     ("--ema-decay", {"type": float}),
+    (
+        "--corrupt-probability",
+        {"type": float, "help": "share of training faces damaged like real photos (core.corruptions)"},
+    ),
+    ("--init-weights", {"help": "fine-tune: start from this model's weights (a .pt file)"}),
     ("--input-size", {"type": int}),
     ("--seed", {"type": int}),
     ("--limit", {"type": int, "help": "use only this many training images"}),
@@ -108,6 +114,7 @@ def check_settings(config: Any) -> None:
         *_within(config, "weight_decay", 0.0),
         *_within(config, "warmup_epochs", 0.0),
         *_within(config, "mask_probability", 0.0, 1.0),
+        *_within(config, "corrupt_probability", 0.0, 1.0),
         *_below(config, "label_smoothing", 0.0, 1.0),
         *_below(config, "ema_decay", 0.0, 1.0, why="0 turns the average off"),
     ]
@@ -119,6 +126,8 @@ def check_settings(config: Any) -> None:
         problems += _within(config, "limit", 1, why="leave it out to use every image")
     if config.scheme == "masked" and not config.attention_model:
         problems.append("the masked scheme needs attention_model: a trained baseline")
+    if config.init_weights and not Path(config.init_weights).is_file():
+        problems.append(f"init weights {config.init_weights}: no such file")
     problems += _device_problems(config.device)
     try:
         check_arch_args(config.architecture, config.arch_args)

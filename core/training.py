@@ -31,6 +31,7 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from core.architectures import create_model
+from core.corruptions import RandomCorruption
 from core.data import FaceDataset, check_held_out, load_dataset
 from core.evaluation import classification_metrics, predict_dataset
 from core.labels import NUM_CLASSES
@@ -67,6 +68,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     class_weights: bool = False
     augment: bool = True
+    corrupt_probability: float = 0.0
+    init_weights: str | None = None
     ema_decay: float = 0.999
     seed: int = 0
     limit: int | None = None
@@ -93,10 +96,14 @@ class StopRequested(Exception):
     """Raised inside the loop when should_stop() says so; the last checkpoint stays."""
 
 
-def build_augmentation(input_size: int) -> v2.Compose:
-    """Flip, shift/scale/rotate, brightness/contrast, random crop and erasing, on uint8 (1,48,48)."""
+def build_augmentation(input_size: int, corrupt_probability: float = 0.0) -> v2.Compose:
+    """Flip, shift/scale/rotate, brightness/contrast, random crop and erasing, on uint8 (1,48,48).
+
+    corrupt_probability > 0 first damages that share of faces like real photos (core.corruptions).
+    """
     return v2.Compose(
         [
+            RandomCorruption(corrupt_probability),
             v2.RandomHorizontalFlip(),
             v2.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1)),
             v2.ColorJitter(brightness=0.3, contrast=0.3),
@@ -248,6 +255,8 @@ def train(
     model = (
         create_model(config.architecture, **config.arch_args).to(device).to(memory_format=torch.channels_last)
     )
+    if config.init_weights:
+        model.load_state_dict(_initial_weights(config.init_weights, device))
     cluster_maps = (
         _cluster_maps(config, train_faces, run_dir, device, should_stop)
         if config.scheme == "masked"
@@ -255,7 +264,7 @@ def train(
     )
     dataset = MaskedFaces(
         train_faces,
-        build_augmentation(config.input_size) if config.augment else None,
+        build_augmentation(config.input_size, config.corrupt_probability) if config.augment else None,
         preprocessing,
         cluster_maps,
         config.clusters,
@@ -340,6 +349,14 @@ def train(
     }
     _write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def _initial_weights(path: str, device: torch.device) -> dict[str, torch.Tensor]:
+    """Weights to fine-tune from (a model's .pt file); resuming a run then loads its checkpoint over them."""
+    from core.registry import read_weights
+
+    weights = read_weights(Path(path), Path(path).stem)
+    return {key: value.to(device) for key, value in weights.items()}
 
 
 @dataclass

@@ -277,3 +277,25 @@ def test_a_torn_metrics_line_is_mended_on_resume(tmp_path: Path, tiny_data) -> N
     assert [row["epoch"] for row in rows] == [2, 3]  # epoch 2's row is delivered again, then epoch 3
     written = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert written == summary["history"] and card_from_run(tmp_path)["epochs_completed"] == 3
+
+
+def test_fine_tuning_starts_from_given_weights(tmp_path: Path, tiny_data) -> None:
+    """init_weights: the run starts where a trained model ended (a tiny learning rate barely moves it)."""
+    run(tmp_path / "first", tiny_data, epochs=2, seed=1)  # another seed: other initial weights
+    start = torch.load(tmp_path / "first" / "best.pt", weights_only=True)
+    run(tmp_path / "tuned", tiny_data, epochs=1, lr=1e-6, init_weights=str(tmp_path / "first" / "best.pt"))
+    tuned = torch.load(tmp_path / "tuned" / "best.pt", weights_only=True)
+    run(tmp_path / "fresh", tiny_data, epochs=1, lr=1e-6)
+    fresh = torch.load(tmp_path / "fresh" / "best.pt", weights_only=True)
+    key = next(k for k, v in start.items() if v.is_floating_point() and v.ndim > 1)
+    assert torch.allclose(tuned[key], start[key], atol=1e-4)
+    assert not torch.allclose(fresh[key], start[key], atol=1e-2)
+
+
+def test_robust_augmentation_and_missing_init_weights(tmp_path: Path, tiny_data) -> None:
+    summary = run(tmp_path, tiny_data, epochs=1, augment=True, corrupt_probability=1.0)
+    assert summary["history"][0]["train_loss"] > 0
+    with pytest.raises(ValueError, match="init weights .*nothing.pt: no such file"):
+        TrainConfig(data="generated", init_weights=str(tmp_path / "nothing.pt"))
+    with pytest.raises(ValueError, match="corrupt probability must be from 0.0 to 1.0"):
+        TrainConfig(data="generated", corrupt_probability=1.5)
