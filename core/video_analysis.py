@@ -48,6 +48,58 @@ class VideoSettings:
     limits: VideoLimits = DEFAULT_LIMITS
 
 
+class FrameAnalyzer:
+    """One frame after another: detect (every `every`-th frame), track, crop, classify with every
+    model, smooth per track. The one per-frame step of video files and the live camera.
+
+    track_memory: frames a lost face keeps its id.
+    """
+
+    def __init__(
+        self,
+        models: list[LoadedModel],
+        detector: FaceDetector,
+        every: int = 1,
+        smoothing: str = DEFAULT_SMOOTHING,
+        track_memory: int = 30,
+    ) -> None:
+        if every < 1:
+            raise ValueError("--every must be 1 or more")
+        self.models = models
+        self.detector = detector
+        self.every = every
+        self.smoother = make_smoother(smoothing)
+        self.tracker = FaceTracker(max_missed=track_memory)
+
+    def step(
+        self, index: int, time: float, image: Image.Image, detect: bool | None = None
+    ) -> list[FacePoint]:
+        """The faces of frame `index` (shown at `time` seconds) with raw and smoothed probabilities.
+
+        detect None detects on every `every`-th frame; True or False decides for this frame.
+        """
+        if detect is None:
+            detect = index % self.every == 0
+        followed = self.tracker.update(index, self.detector.detect(image) if detect else None)
+        faces: list[Face] = [face for _, face, _ in followed]
+        _, probabilities = classify_faces(image, faces, self.models)
+        return [
+            FacePoint(
+                frame=index,
+                time=time,
+                track=track,
+                box=face.box,
+                detected=detected,
+                raw={name: probs[i] for name, probs in probabilities.items()},
+                smoothed={
+                    name: self.smoother.update((track, name), time, probs[i])
+                    for name, probs in probabilities.items()
+                },
+            )
+            for i, (track, face, detected) in enumerate(followed)
+        ]
+
+
 def analyze_video(
     path: VideoSource,
     models: list[LoadedModel],
@@ -65,10 +117,11 @@ def analyze_video(
     Raises VideoError for files that are not usable videos.
     """
     if settings.every < 1:
-        raise ValueError("--every must be 1 or more")
+        raise ValueError("--every must be 1 or more")  # before the file is read
     info = probe(path, settings.limits)
-    smoother = make_smoother(settings.smoothing)
-    tracker = FaceTracker(max_missed=max(1, round(settings.track_memory * info.fps)))
+    analyzer = FrameAnalyzer(
+        models, detector, settings.every, settings.smoothing, max(1, round(settings.track_memory * info.fps))
+    )
     names = [model.name for model in models]
     result = VideoResult(
         info.path, info.width, info.height, info.fps, names, settings.smoothing, settings.every
@@ -79,25 +132,7 @@ def analyze_video(
             if should_stop is not None and should_stop():
                 result.stopped = True
                 break
-            detections = detector.detect(frame.image) if frame.index % settings.every == 0 else None
-            followed = tracker.update(frame.index, detections)
-            faces: list[Face] = [face for _, face, _ in followed]
-            _, probabilities = classify_faces(frame.image, faces, models)
-            points = [
-                FacePoint(
-                    frame=frame.index,
-                    time=frame.time,
-                    track=track,
-                    box=face.box,
-                    detected=detected,
-                    raw={name: probs[i] for name, probs in probabilities.items()},
-                    smoothed={
-                        name: smoother.update((track, name), frame.time, probs[i])
-                        for name, probs in probabilities.items()
-                    },
-                )
-                for i, (track, face, detected) in enumerate(followed)
-            ]
+            points = analyzer.step(frame.index, frame.time, frame.image)
             result.points.extend(points)
             result.frames = frame.index + 1
             if writer is not None:
