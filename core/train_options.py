@@ -47,7 +47,10 @@ TRAIN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "--corrupt-probability",
         {"type": float, "help": "share of training faces damaged like real photos (core.corruptions)"},
     ),
-    ("--init-weights", {"help": "fine-tune: start from this model's weights (a .pt file)"}),
+    (
+        "--init-weights",
+        {"help": "fine-tune: start from this model's weights (a registered name or .pt file)"},
+    ),
     ("--input-size", {"type": int}),
     ("--seed", {"type": int}),
     ("--limit", {"type": int, "help": "use only this many training images"}),
@@ -126,8 +129,13 @@ def check_settings(config: Any) -> None:
         problems += _within(config, "limit", 1, why="leave it out to use every image")
     if config.scheme == "masked" and not config.attention_model:
         problems.append("the masked scheme needs attention_model: a trained baseline")
-    if config.init_weights and not Path(config.init_weights).is_file():
-        problems.append(f"init weights {config.init_weights}: no such file")
+    if config.init_weights:
+        from core.registry import ModelNotFound, find_model
+
+        try:
+            find_model(config.init_weights)
+        except ModelNotFound as err:
+            problems.append(f"init weights: {err}")
     problems += _device_problems(config.device)
     try:
         check_arch_args(config.architecture, config.arch_args)

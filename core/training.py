@@ -256,7 +256,7 @@ def train(
         create_model(config.architecture, **config.arch_args).to(device).to(memory_format=torch.channels_last)
     )
     if config.init_weights:
-        model.load_state_dict(_initial_weights(config.init_weights, device))
+        _load_initial_weights(model, config.init_weights, device)
     cluster_maps = (
         _cluster_maps(config, train_faces, run_dir, device, should_stop)
         if config.scheme == "masked"
@@ -351,12 +351,18 @@ def train(
     return summary
 
 
-def _initial_weights(path: str, device: torch.device) -> dict[str, torch.Tensor]:
-    """Weights to fine-tune from (a model's .pt file); resuming a run then loads its checkpoint over them."""
-    from core.registry import read_weights
+def _load_initial_weights(model: nn.Module, name: str, device: torch.device) -> None:
+    """Start from a trained model's weights (registered name or .pt path) to fine-tune it; resuming a
+    run then loads its checkpoint over them. ValueError when the architectures differ."""
+    from core.registry import find_model, read_weights
 
-    weights = read_weights(Path(path), Path(path).stem)
-    return {key: value.to(device) for key, value in weights.items()}
+    path = find_model(name)
+    weights = {key: value.to(device) for key, value in read_weights(path, path.stem).items()}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise ValueError(f"init weights {name}: not this architecture's weights ({first})") from None
 
 
 @dataclass

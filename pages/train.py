@@ -74,6 +74,21 @@ def new_job_form() -> None:
         with st.expander("Advanced"):
             arch_args = st.text_input("Architecture arguments (JSON)", "{}", help='e.g. {"widths": [32, 64]}')
             input_size = st.number_input("Input size", *INPUT_SIZES, 40)
+            init_weights = st.selectbox(
+                "Start from (fine-tune)",
+                models,
+                index=None,
+                placeholder="random weights",
+                help="Train further from this model's weights; its architecture must be the one chosen above.",
+            )
+            corrupt_probability = st.number_input(
+                "Share of faces damaged like real photos",
+                0.0,
+                1.0,
+                0.0,
+                step=0.1,
+                help="Rotation, blur, noise, JPEG, low light, low resolution or crop jitter (core.corruptions).",
+            )
         submitted = st.form_submit_button(
             "Start training", icon=":material/play_arrow:", disabled=not datasets
         )
@@ -92,6 +107,8 @@ def new_job_form() -> None:
                 clusters=int(clusters),
                 attention_model=attention if scheme == "masked" else None,
                 input_size=int(input_size),
+                init_weights=init_weights,
+                corrupt_probability=float(corrupt_probability),
             )
             job = runner.submit(config, name.strip() or None)
         except (JobError, ValueError) as err:

@@ -293,9 +293,17 @@ def test_fine_tuning_starts_from_given_weights(tmp_path: Path, tiny_data) -> Non
 
 
 def test_robust_augmentation_and_missing_init_weights(tmp_path: Path, tiny_data) -> None:
-    summary = run(tmp_path, tiny_data, epochs=1, augment=True, corrupt_probability=1.0)
+    summary = run(tmp_path / "robust", tiny_data, epochs=1, augment=True, corrupt_probability=1.0)
     assert summary["history"][0]["train_loss"] > 0
-    with pytest.raises(ValueError, match="init weights .*nothing.pt: no such file"):
+    with pytest.raises(ValueError, match="init weights .*best.pt: not this architecture's weights"):
+        run(
+            tmp_path / "wider",
+            tiny_data,
+            epochs=1,
+            arch_args={"widths": [8, 32]},
+            init_weights=str(tmp_path / "robust" / "best.pt"),
+        )
+    with pytest.raises(ValueError, match="init weights: no model named .*nothing.pt"):
         TrainConfig(data="generated", init_weights=str(tmp_path / "nothing.pt"))
     with pytest.raises(ValueError, match="corrupt probability must be from 0.0 to 1.0"):
         TrainConfig(data="generated", corrupt_probability=1.5)
