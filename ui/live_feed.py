@@ -3,7 +3,8 @@
 Frames are produced at a fixed rate in real time by an aiortc track and pulled through
 streamlit_webrtc.process.AsyncVideoProcessTrack, the track the Live page's stream runs on,
 so what is measured (frames analysed, frames dropped, latency) is what a browser's stream
-gets. Used by the live benchmark and its tests.
+gets. Used by the live benchmark and its tests. In ui/, not core/: streamlit-webrtc imports
+Streamlit.
 """
 
 from __future__ import annotations
