@@ -96,6 +96,7 @@ class LiveProcessor:
     every: detect faces on every `every`-th analysed frame and follow them in between.
     slots: the server's places for live streams; the stream takes one at its first frame (or, when
     none is free, passes its frames through with a notice) and gives it back at close() or expiry.
+    window: frames/s and latency are over the last this many analysed frames.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class LiveProcessor:
         max_seconds: float | None = None,
         on_expired: Callable[[], None] | None = None,
         slots: threading.Semaphore | None = None,
+        window: int = RATE_WINDOW,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.analyzer = FrameAnalyzer(
@@ -131,7 +133,7 @@ class LiveProcessor:
         self._started: float | None = None  # clock at the first frame
         self._offset: float | None = None  # smallest (arrival clock - frame time) seen
         self._expired = False
-        self._done: deque[tuple[float, float]] = deque(maxlen=RATE_WINDOW)  # (finished, latency)
+        self._done: deque[tuple[float, float]] = deque(maxlen=window)  # (finished, latency)
 
     def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
         """streamlit-webrtc's video_frame_callback: the frame with boxes and labels drawn."""
@@ -266,7 +268,7 @@ class LiveProcessor:
             )
 
     def latencies(self) -> list[float]:
-        """The recent frames' latencies in seconds (the last RATE_WINDOW analysed frames)."""
+        """The recent frames' latencies in seconds (the last `window` analysed frames)."""
         with self._state:
             return [latency for _, latency in self._done]
 

@@ -20,6 +20,12 @@ CONNECTING_SINCE = "live_connecting_since"
 CONNECT_PATIENCE_S = 20  # signalling longer than this: the connection is not coming
 FIRST_FRAME_PATIENCE_S = 15  # connected this long without a frame: the media path is blocked
 CHART_TRACKS = 2  # charts for the most recent tracks only
+# The stream's box shows the browser's own error; Python never hears of it, so the page explains each.
+CAMERA_TROUBLE = (
+    "If the box above says **NotAllowedError**, the camera was refused: allow it for this site (the "
+    "camera icon in the address bar) and press Start again. **NotFoundError** or **NotReadableError**: "
+    "no camera was found, or another app is using it. The camera needs HTTPS, or the app on localhost."
+)
 MESSAGES = {
     "media_api_not_available": "This browser cannot share a camera here: open the app over HTTPS "
     "(or on localhost) in a recent browser.",
@@ -144,6 +150,7 @@ elif not (playing or signalling):
         "Press Start and allow the camera: each face gets a box with both models' smoothed emotions.",
         icon=":material/videocam:",
     )
+    st.caption(CAMERA_TROUBLE)
 
 
 @st.fragment(run_every=1.0 if (playing or signalling) and not expired else None)

@@ -59,6 +59,12 @@ def write_y4m(path: Path, frames: int = 30) -> Path:
     return path
 
 
+def has_button(driver, label: str) -> bool:
+    from selenium.webdriver.common.by import By
+
+    return any(b.text.strip().lower() == label for b in driver.find_elements(By.TAG_NAME, "button"))
+
+
 def press(driver, label: str) -> None:
     """Click the streamlit-webrtc button with this label, inside the component's iframe."""
     from selenium.webdriver.common.by import By
@@ -89,12 +95,7 @@ def test_the_live_stream_comes_back_with_labelled_boxes(
         assert "Press Start and allow the camera" in body_text(driver)
         frame = driver.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]')
         driver.switch_to.frame(frame)
-        wait_for(
-            driver,
-            lambda d: any(b.text.strip().lower() == "start" for b in d.find_elements(By.TAG_NAME, "button")),
-            60,
-            "the Start button",
-        )
+        wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
         press(driver, "start")
         counts: list[int] = []
 
@@ -116,3 +117,26 @@ def test_the_live_stream_comes_back_with_labelled_boxes(
         if os.environ.get("FER_STUDIO_LIVE_SHOT"):
             screenshot(driver, Path(os.environ["FER_STUDIO_LIVE_SHOT"]))
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
+
+def test_a_refused_or_missing_camera_is_explained(
+    tmp_path: Path, isolated_home: Path, tiny_registry: list[str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    cases = {
+        "NotAllowedError": ("--use-fake-ui-for-media-stream=deny", "--use-fake-device-for-media-stream"),
+        "NotFoundError": ("--use-fake-ui-for-media-stream",),  # allowed, but this machine has no camera
+    }
+    with running_app(isolated_home, tmp_path / "streamlit.log", env={"FER_STUDIO_LIVE_LOOPBACK": "1"}) as url:
+        for error, flags in cases.items():
+            with chromium(flags=flags) as driver:
+                open_page(driver, url, "live")
+                driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]'))
+                wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
+                press(driver, "start")
+                wait_for(driver, lambda d, e=error: e in body_text(d), 30, f"the browser's {error}")
+                driver.switch_to.default_content()
+                text = body_text(driver)
+                assert f"{error} or" in text or f"says {error}" in text, "the page explains this error"
+                assert "Live status:" not in text
