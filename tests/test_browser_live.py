@@ -65,6 +65,21 @@ def has_button(driver, label: str) -> bool:
     return any(b.text.strip().lower() == label for b in driver.find_elements(By.TAG_NAME, "button"))
 
 
+def in_streamer(driver, check) -> bool:
+    """check(driver) inside the streamlit-webrtc iframe, found afresh (a rerun may replace it)."""
+    from selenium.webdriver.common.by import By
+
+    driver.switch_to.default_content()
+    frames = driver.find_elements(By.CSS_SELECTOR, 'iframe[title*="webrtc"]')
+    if not frames:
+        return False
+    driver.switch_to.frame(frames[0])
+    try:
+        return bool(check(driver))
+    finally:
+        driver.switch_to.default_content()
+
+
 def press(driver, label: str) -> None:
     """Click the streamlit-webrtc button with this label, inside the component's iframe."""
     from selenium.webdriver.common.by import By
@@ -140,3 +155,46 @@ def test_a_refused_or_missing_camera_is_explained(
                 text = body_text(driver)
                 assert f"{error} or" in text or f"says {error}" in text, "the page explains this error"
                 assert "Live status:" not in text
+
+
+def test_a_stream_stops_at_its_maximum_length(
+    tmp_path: Path, isolated_home: Path, tiny_registry: list[str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    camera = write_y4m(tmp_path / "portrait.y4m", frames=10)
+    flags = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+        "--allow-loopback-in-peer-connection",
+    )
+    env = {"FER_STUDIO_LIVE_LOOPBACK": "1", "FER_STUDIO_MAX_STREAM_SECONDS": "3"}
+    with (
+        running_app(isolated_home, tmp_path / "streamlit.log", env=env) as url,
+        chromium(flags=flags) as driver,
+    ):
+        open_page(driver, url, "live")
+        streamer = driver.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]')
+        driver.switch_to.frame(streamer)
+        wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
+        press(driver, "start")
+        driver.switch_to.default_content()
+        wait_for(driver, lambda d: "reached the limit of 3 s" in body_text(d), 120, "the end of the stream")
+
+        # the page holds the stream stopped (desired_playing_state=False), without its Start and Stop buttons
+        def stopped(d) -> bool:
+            return in_streamer(
+                d, lambda f: not has_button(f, "stop") and not f.find_elements(By.TAG_NAME, "video")
+            )
+
+        wait_for(driver, stopped, 30, "the stream stopped")
+        button = next(
+            b for b in driver.find_elements(By.TAG_NAME, "button") if b.text == "Start a new stream"
+        )
+        button.click()
+        wait_for(driver, lambda d: "reached the limit" not in body_text(d), 30, "a fresh stream offered")
+        assert "Press Start and allow the camera" in body_text(driver)
+        wait_for(
+            driver, lambda d: in_streamer(d, lambda f: has_button(f, "start")), 30, "the Start button back"
+        )
