@@ -112,9 +112,10 @@ class LiveProcessor:
         window: int = RATE_WINDOW,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.analyzer = FrameAnalyzer(
+        self._new_analyzer = lambda: FrameAnalyzer(
             models, detector, every, smoothing, max(1, round(TRACK_MEMORY_SECONDS * STREAM_FPS))
         )
+        self.analyzer = self._new_analyzer()
         self.names = [model.name for model in models]
         self.history_seconds = history_seconds
         self.max_seconds = max_seconds
@@ -123,6 +124,7 @@ class LiveProcessor:
         self.slots = slots
         self._admitted: bool | None = None  # None: not asked yet (no frame)
         self._holding = False  # holds one of `slots`
+        self._ended = False  # a stream ended: the next frame starts a new one
         self._busy = threading.Lock()  # held while a frame is analysed
         self._state = threading.Lock()  # guards everything below
         self._history: dict[int, TrackHistory] = {}
@@ -159,15 +161,12 @@ class LiveProcessor:
         now = self.clock()
         image = _to_image(frame)
         with self._state:
-            if self._started is None:
-                self._started = now
-                self._admitted = self.slots is None or self.slots.acquire(blocking=False)
-                self._holding = self.slots is not None and self._admitted
+            started = self._begin(now) if self._started is None else self._started
             admitted = self._admitted
             if time_s is None:
                 time_s = _frame_time(frame)
             if time_s is None:
-                time_s = now - self._started
+                time_s = now - started
             self._offset = now - time_s if self._offset is None else min(self._offset, now - time_s)
             arrival = arrived if arrived is not None else time_s + self._offset
             expired = self._check_expired(now)
@@ -195,6 +194,20 @@ class LiveProcessor:
             self._busy.release()
         return _like(frame, drawn)
 
+    def _begin(self, now: float) -> float:
+        """The first frame of a stream: take a place, and start the tracks, chart and counts afresh
+        (a new stream's frame times start anywhere). Under _state."""
+        self._started = now
+        self._admitted = self.slots is None or self.slots.acquire(blocking=False)
+        self._holding = self.slots is not None and self._admitted
+        if self._ended:
+            self._ended = False
+            self.analyzer = self._new_analyzer()
+            self._history, self._points, self._done = {}, [], deque(maxlen=self._done.maxlen)
+            self._analysed = self._dropped = 0
+            self._index, self._offset = -1, None
+        return now
+
     def _check_expired(self, now: float) -> bool:
         """Whether the stream is past its maximum length; calls on_expired the first time. Under _state."""
         if self._expired or self.max_seconds is None or self._started is None:
@@ -207,9 +220,12 @@ class LiveProcessor:
         return self._expired
 
     def close(self) -> None:
-        """The stream ended (streamlit-webrtc's on_video_ended): give its place back."""
+        """The stream ended (streamlit-webrtc's on_video_ended): give its place back. A frame after
+        this starts a new stream, which asks for a place again (an expired processor stays expired)."""
         with self._state:
             self._release()
+            if not self._expired and self._started is not None:
+                self._started, self._ended = None, True
 
     def _release(self) -> None:
         if self._holding and self.slots is not None:

@@ -106,9 +106,10 @@ every = every_column.number_input(
     "Detect faces every k-th analysed frame",
     min_value=1,
     max_value=10,
-    value=1,
+    value=2,  # the detector is most of a frame's time: every other frame analyses ~1.4x as many frames
     key="live_every",
-    help="Faces are followed in between: faster, a little less exact.",
+    help="Faces are followed in between and classified on every analysed frame: 2 analyses more "
+    "frames per second (the labels update more often); 1 places boxes more exactly.",
 )
 smoothing = smooth_column.selectbox(
     "Smoothing",

@@ -147,6 +147,13 @@ def test_a_stream_takes_a_place_and_gives_it_back(models, vdetector) -> None:
     assert box_pixels(refused) == 0 and (refused[:10] != frame[:10]).any(), "a notice, no analysis"
     first.close()
     assert places.acquire(blocking=False), "closing the stream gave its place back"
+    restarted = first.process(frame, time_s=50.0)  # Start again: a new stream asks for a place again
+    assert first.status().refused and box_pixels(restarted) == 0
+    places.release()
+    first.close()
+    first.process(frame, time_s=90.0)
+    assert not first.status().refused and first.status().analysed == 1, "counts start afresh"
+    assert list(first.history()) == [1] and first.history()[1][0] == [90.0], "so do tracks and the chart"
 
 
 def test_a_stream_stops_being_analysed_after_its_maximum_length(models, vdetector) -> None:
