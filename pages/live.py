@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
-from streamlit_webrtc import WebRtcMode, webrtc_streamer
+from streamlit_webrtc import Translations, WebRtcMode, webrtc_streamer
 
 from core.charts import emotion_timeline
 from core.ice import ICE_SERVERS, IceSettingError, loopback_only, rtc_configuration, use_loopback_only
@@ -26,7 +26,7 @@ CAMERA_TROUBLE = (
     "camera icon in the address bar) and press Start again. **NotFoundError** or **NotReadableError**: "
     "no camera was found, or another app is using it. The camera needs HTTPS, or the app on localhost."
 )
-MESSAGES = {
+MESSAGES: Translations = {
     "media_api_not_available": "This browser cannot share a camera here: open the app over HTTPS "
     "(or on localhost) in a recent browser.",
     "device_ask_permission": "Allow the camera when the browser asks.",
@@ -140,7 +140,7 @@ context = webrtc_streamer(
     on_video_ended=processor.close,
     async_processing=True,  # frames that arrive during an analysis are dropped, not queued
     desired_playing_state=False if expired else None,
-    translations=MESSAGES,  # type: ignore[arg-type]
+    translations=MESSAGES,  # used by its device picker; its Start path shows the browser's error
 )
 playing, signalling = context.state.playing, context.state.signalling
 if (playing or signalling) and st.session_state.get(CONNECTING_SINCE) is None:
