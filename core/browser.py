@@ -152,15 +152,15 @@ def serving(
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """Headless Chromium through chromedriver, with a fresh profile; yields a selenium driver."""
+def chromium(width: int = 1400, height: int = 1000, flags: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Headless Chromium through chromedriver, with a fresh profile and `flags` added; yields a selenium driver."""
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not fetch anything
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
+    for flag in (*CHROMIUM_FLAGS, *flags):
         options.add_argument(flag)
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         options.add_argument(f"--user-data-dir={profile}")

@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list registered models")
     bench = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
     bench.add_argument("--video-only", action="store_true", help="only the video section")
+    bench.add_argument("--live-only", action="store_true", help="only the live camera section")
 
     from core.jobs.cli import add_jobs_parser
 
@@ -402,7 +403,7 @@ def run_video(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from core.bench import main as bench_main
 
-    return bench_main(video_only=args.video_only)
+    return bench_main(video_only=args.video_only, live_only=args.live_only)
 
 
 COMMANDS = {

@@ -12,6 +12,10 @@ FER_STUDIO_MAX_FACES       faces read per photo, largest first     (default 20, 
 FER_STUDIO_MAX_ANALYSES    analyses running at once in the process (default 2, public 1)
 FER_STUDIO_CACHE_MB        memory for cached results, all visitors (default 256, public 160)
 FER_STUDIO_MAX_VIDEO_SECONDS  length of an uploaded video          (default 600, public 60)
+FER_STUDIO_MAX_STREAMS     live camera streams at once in the process (default 2, public 1)
+FER_STUDIO_MAX_STREAM_SECONDS length of one live stream            (default 3600, public 120)
+
+The live camera's STUN/TURN servers are FER_STUDIO_ICE_SERVERS (core.ice).
 
 No Streamlit here: the app copies these names from Streamlit secrets into the
 environment on every page run (ui.deploy.settings_from_secrets), where a secret wins over a
@@ -36,10 +40,18 @@ _LIMITS: dict[str, tuple[str, int, int]] = {
     "FER_STUDIO_MAX_ANALYSES": ("max_analyses", 2, 1),
     "FER_STUDIO_CACHE_MB": ("cache_mb", 256, 160),
     "FER_STUDIO_MAX_VIDEO_SECONDS": ("max_video_seconds", 600, 60),
+    "FER_STUDIO_MAX_STREAMS": ("max_streams", 2, 1),
+    "FER_STUDIO_MAX_STREAM_SECONDS": ("max_stream_seconds", 3600, 120),
 }
 
 # Every setting a deployment may pass through Streamlit secrets.
-SETTINGS: tuple[str, ...] = (PUBLIC, "FER_STUDIO_TRAINING", "FER_STUDIO_DATA_ROOTS", *_LIMITS)
+SETTINGS: tuple[str, ...] = (
+    PUBLIC,
+    "FER_STUDIO_TRAINING",
+    "FER_STUDIO_DATA_ROOTS",
+    "FER_STUDIO_ICE_SERVERS",
+    *_LIMITS,
+)
 
 
 def public_mode() -> bool:
@@ -59,6 +71,8 @@ class Limits:
     max_analyses: int
     cache_mb: int
     max_video_seconds: int
+    max_streams: int
+    max_stream_seconds: int
 
     @property
     def max_pixels(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import streamlit as st
@@ -17,6 +18,7 @@ def settings_from_secrets() -> list[str]:
 
     Secrets win over variables already set, as they do for Streamlit's own copy of
     top-level secrets into the environment (which skips TOML booleans: here true is 1).
+    A TOML array or table (FER_STUDIO_ICE_SERVERS written as TOML) is copied as JSON.
     Returns the names copied; none when the deployment has no secrets.
     """
     if not st.secrets.load_if_toml_exists():
@@ -25,7 +27,12 @@ def settings_from_secrets() -> list[str]:
     for name in SETTINGS:
         if name in st.secrets:
             value = st.secrets[name]
-            os.environ[name] = str(int(value)) if isinstance(value, bool) else str(value)
+            if isinstance(value, bool):
+                os.environ[name] = str(int(value))
+            elif isinstance(value, list | dict):
+                os.environ[name] = json.dumps(value)
+            else:
+                os.environ[name] = str(value)
             copied.append(name)
     return copied
 

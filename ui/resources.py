@@ -264,3 +264,12 @@ def video_detector() -> FaceDetector:
     from core.video_analysis import video_detector as make
 
     return make()
+
+
+@st.cache_resource(show_spinner=False)
+def stream_slots() -> threading.BoundedSemaphore:
+    """The process's places for live camera streams (FER_STUDIO_MAX_STREAMS), shared by every session.
+
+    A stream that finds none free is told so at once: a camera cannot wait its turn in a queue.
+    """
+    return threading.BoundedSemaphore(limits().max_streams)

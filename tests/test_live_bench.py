@@ -1,0 +1,19 @@
+"""The live benchmark runs through streamlit-webrtc's track and reports (its timings are printed by
+`make bench`, never asserted)."""
+
+from __future__ import annotations
+
+import torch
+
+from core.bench import bench_live, format_live_report
+
+
+def test_live_bench_measures_and_reports(isolated_home) -> None:
+    torch.set_num_threads(1)
+    row = bench_live(seconds=1.0, every=2)  # two random models: no model is registered here
+    assert row["sent"] == 30 and row["every"] == 2 and len(row["models"]) == 2
+    assert 0 < row["analysed"] <= row["sent"] and row["analysed"] + row["dropped"] <= row["sent"]
+    assert 0 < row["latency_median_ms"] <= row["latency_p95_ms"]
+    assert row["analysed_frames_per_s"] > 0
+    text = format_live_report([row])
+    assert f"| 1 s, 30 frames | {' + '.join(row['models'])} | 2 |" in text
