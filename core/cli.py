@@ -113,6 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video.add_argument("--max-seconds", type=float, default=600, help="refuse longer videos")
 
+    calibrate = commands.add_parser(
+        "calibrate", help="fit temperature scaling on labelled faces; ECE before and after (Markdown)"
+    )
+    calibrate.add_argument(
+        "--models",
+        nargs="+",
+        default=["baseline", "masked", "baseline+masked"],
+        help="registered models, and averages like baseline+masked (default: baseline masked baseline+masked)",
+    )
+    calibrate.add_argument("--data", default=DATA_DEFAULT)
+    calibrate.add_argument("--split", default="val")
+    calibrate.add_argument(
+        "--record", action="store_true", help="store each temperature and its measures in the model card"
+    )
+    calibrate.add_argument("--json", action="store_true", help="print everything measured as JSON")
+
     commands.add_parser("models", help="list registered models")
     bench = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
     bench.add_argument("--video-only", action="store_true", help="only the video section")
@@ -253,7 +269,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         faces = load_dataset(args.data, args.split, face_cropper=cropper)
         region_maps = region_maps_from(args.regions_from, faces) if args.regions_from else None
         result = evaluate_model(
-            model.module, faces, model.preprocessing, not args.no_occlusion, region_maps=region_maps
+            model.module,
+            faces,
+            model.preprocessing,
+            not args.no_occlusion,
+            region_maps=region_maps,
+            temperature=model.temperature,
         )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -399,6 +420,31 @@ def run_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_calibrate(args: argparse.Namespace) -> int:
+    from core.calibration import markdown_table
+    from core.cards import calibrate_models
+    from core.report import average_table
+
+    command = " ".join(["python -m core", *sys.argv[1:]]) if sys.argv[1:2] == ["calibrate"] else None
+    reports = calibrate_models(args.models, args.data, args.split, args.record, command)
+    if args.json:
+        print(json.dumps(reports, indent=2))
+        return 0
+    where = f"{Path(args.data).name}/{args.split}"
+    print(f"Temperature scaling on {where} (ECE: 15 equal-width confidence bins)\n")
+    print(markdown_table(reports))
+    for name, report in reports.items():
+        if "accuracy" in report:
+            print(f"\n{name} (average of calibrated probabilities) on {where}\n")
+            eces = {"average": report["ece_after"]}
+            eces.update({m: reports[m]["ece_after"] for m in report["members"] if m in reports})
+            print(average_table(report["accuracy"], eces))
+    if args.record:
+        recorded = [name for name, report in reports.items() if "members" not in report]
+        print(f"\nrecorded in the cards of {', '.join(recorded) or 'no registered model'}")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from core.bench import main as bench_main
 
@@ -413,6 +459,7 @@ COMMANDS = {
     "register": run_register,
     "framing": run_framing,
     "models": run_models,
+    "calibrate": run_calibrate,
     "bench": run_bench,
     "video": run_video,
     "report": run_report,
