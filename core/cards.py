@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from core.architectures import create_model
 from core.data import FaceDataset, load_dataset
 from core.evaluation import dataset_logits, evaluate_model
 from core.preprocess import DEFAULT_PREPROCESSING
-from core.registry import find_model, load_model, save_model
+from core.registry import find_model, load_model, save_model, update_card
 from core.training import hardware_description
 
 
@@ -131,10 +130,6 @@ def evaluate_and_record(
     return result
 
 
-def _set_entry(key: str, value: Any, card: dict[str, Any]) -> None:
-    card[key] = value
-
-
 def _change_card(model_name: str, change: Callable[[dict[str, Any]], Any]) -> None:
     """Apply `change` to a registered model's card and write it back atomically."""
     card_path = find_model(model_name).with_suffix(".json")
@@ -199,7 +194,7 @@ def calibrate_models(
         if command:
             report["command"] = command
         if record and not is_ensemble_name(name):
-            _change_card(name, partial(_set_entry, "calibration", report))
+            update_card(name, {"calibration": report})
     return {name: reports[name] for name in names}
 
 

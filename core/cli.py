@@ -129,6 +129,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--json", action="store_true", help="print everything measured as JSON")
 
+    robust = commands.add_parser(
+        "robustness", help="real-photo test: corruption suite on val and faces in scenes (README tables)"
+    )
+    robust.add_argument(
+        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
+    )
+    robust.add_argument("--scenes", type=int, default=50, help="photos of faces in scenes (0: none)")
+    robust.add_argument("--seed", type=int, default=0, help="seed of the scenes and the corruptions")
+    robust.add_argument(
+        "--limit", type=int, default=500, help="val faces in the corruption suite (0: all; -1: none)"
+    )
+    robust.add_argument(
+        "--min-face-size",
+        type=int,
+        nargs="+",
+        default=[40],
+        help="detector minimum face size(s) in pixels for the scenes; several give a comparison "
+        "(--record stores the first)",
+    )
+    robust.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
+    robust.add_argument("--split", default="val")
+    robust.add_argument("--record", action="store_true", help="store the results in each model card")
+
     commands.add_parser("models", help="list registered models")
     bench = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
     bench.add_argument("--video-only", action="store_true", help="only the video section")
@@ -141,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)  # what a card records as the command
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -425,7 +449,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from core.cards import calibrate_models
     from core.report import average_table
 
-    command = " ".join(["python -m core", *sys.argv[1:]]) if sys.argv[1:2] == ["calibrate"] else None
+    command = " ".join(["python -m core", *(sys.argv[1:] if args.argv is None else args.argv)])
     reports = calibrate_models(args.models, args.data, args.split, args.record, command)
     if args.json:
         print(json.dumps(reports, indent=2))
@@ -442,6 +466,52 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.record:
         recorded = [name for name, report in reports.items() if "members" not in report]
         print(f"\nrecorded in the cards of {', '.join(recorded) or 'no registered model'}")
+    return 0
+
+
+def run_robustness(args: argparse.Namespace) -> int:
+    import time
+
+    from core.data import load_dataset
+    from core.faces import FaceDetector
+    from core.robustness import corruption_suite, corruption_table, record, scenes_table, subset, width_table
+    from core.scenes import make_scenes, score_scenes
+
+    if args.scenes < 0 or any(size < 12 for size in args.min_face_size):
+        raise ValueError("--scenes must be 0 or more and --min-face-size at least 12")
+    if args.scenes == 0 and args.limit < 0:
+        raise ValueError("nothing to run: --scenes 0 and --limit -1")
+    models = _models(args.models)
+    faces = load_dataset(args.data, args.split)
+    corruptions = None
+    if args.limit >= 0:
+        started = time.perf_counter()
+        chosen = subset(faces, args.limit or None, args.seed)
+        print(f"corruption suite: {len(chosen)} {args.split} faces ...", file=sys.stderr, flush=True)
+        corruptions = corruption_suite(models, chosen, args.seed)
+        print(f"## Corruption suite ({len(chosen)} {args.split} faces, accuracy %)\n")
+        print(corruption_table(corruptions))
+        print(f"\n({time.perf_counter() - started:.0f} s)\n")
+    runs = []
+    if args.scenes:
+        scenes = list(make_scenes(faces.images, faces.labels, args.scenes, args.seed))
+        for size in args.min_face_size:
+            started = time.perf_counter()
+            print(
+                f"faces in scenes: {args.scenes} photos, min face {size} px ...", file=sys.stderr, flush=True
+            )
+            runs.append(score_scenes(scenes, models, FaceDetector(min_face_size=size)))
+            runs[-1]["seed"] = args.seed
+            print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+        count = sum(len(scene.faces) for scene in scenes)
+        print(f"## Faces in scenes ({args.scenes} photos, {count} {args.split} faces, seed {args.seed})\n")
+        print(scenes_table(runs))
+        print("\nBy face width (end-to-end accuracy, misses wrong; accuracy of found faces in brackets):\n")
+        print(width_table(runs))
+    if args.record:
+        command = " ".join(["python -m core", *(sys.argv[1:] if args.argv is None else args.argv)])
+        record([m.name for m in models], command, corruptions, runs[0] if runs else None, args.seed)
+        print(f"\nrecorded in the cards of {', '.join(m.name for m in models)}")
     return 0
 
 
@@ -463,5 +533,6 @@ COMMANDS = {
     "bench": run_bench,
     "video": run_video,
     "report": run_report,
+    "robustness": run_robustness,
     "jobs": run_jobs,
 }

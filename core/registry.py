@@ -63,6 +63,40 @@ _CALIBRATION = {
         "reliability_after": {"type": "object"},
     },
 }
+_SHARE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+# `python -m core robustness --record` (core.robustness): the corruption suite and faces in scenes.
+_ROBUSTNESS = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string"},
+        "corruptions": {
+            "type": "object",
+            "required": ["clean", "mean", "accuracy"],
+            "properties": {
+                "clean": _SHARE,
+                "mean": _SHARE,
+                "accuracy": {"type": "object", "additionalProperties": {"type": "array", "items": _SHARE}},
+            },
+        },
+        "scenes": {
+            "type": "object",
+            "required": ["accuracy", "recall", "found_accuracy", "bins"],
+            "properties": {
+                "accuracy": _SHARE,
+                "recall": _SHARE,
+                "found_accuracy": _SHARE,
+                "bins": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["low", "high", "faces", "accuracy"],
+                        "properties": {"accuracy": _SHARE, "recall": _SHARE, "found_accuracy": _SHARE},
+                    },
+                },
+            },
+        },
+    },
+}
 # What the app, the CLI and the report read from a card without further checks.
 CARD_SCHEMA = {
     "type": "object",
@@ -85,6 +119,7 @@ CARD_SCHEMA = {
         "history": {"type": "array", "items": {"type": "object"}},
         "evaluations": {"type": "object", "additionalProperties": _EVALUATION},
         "calibration": _CALIBRATION,
+        "robustness": _ROBUSTNESS,
     },
 }
 _card_validator = Draft202012Validator(CARD_SCHEMA)
@@ -304,3 +339,18 @@ def save_model(
     card_temporary.write_text(json.dumps(full_card, indent=2) + "\n")
     os.replace(card_temporary, weights.with_suffix(".json"))
     return weights
+
+
+def update_card(name: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set top-level keys of a registered model's card, written atomically; the card must stay
+    valid (ModelLoadError otherwise, leaving the file as it was). Returns the new card."""
+    card_path = find_model(name).with_suffix(".json")
+    card = {**json.loads(card_path.read_text(encoding="utf-8")), **changes}
+    problem = best_match(_card_validator.iter_errors(card))
+    if problem is not None:
+        where = "/".join(str(part) for part in problem.absolute_path) or "the card"
+        raise ModelLoadError(f"model {card_path.stem}: not recorded ({where}: {_short(problem.message)})")
+    temporary = card_path.with_name(f".{card_path.stem}.json.tmp")
+    temporary.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(temporary, card_path)
+    return card
