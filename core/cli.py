@@ -469,6 +469,18 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_recording_averages(names: Sequence[str] | None) -> None:
+    """An average of models ("A+B") has no card: say so before any work, not after."""
+    from core.ensemble import is_ensemble_name
+
+    averages = [name for name in names or [] if is_ensemble_name(name)]
+    if averages:
+        raise ValueError(
+            f"{', '.join(averages)} is an average of registered models and has no card to record in; "
+            "run it without --record"
+        )
+
+
 def run_robustness(args: argparse.Namespace) -> int:
     import time
 
@@ -481,6 +493,7 @@ def run_robustness(args: argparse.Namespace) -> int:
         raise ValueError("--scenes must be 0 or more and --min-face-size at least 12")
     if args.scenes == 0 and args.limit < 0:
         raise ValueError("nothing to run: --scenes 0 and --limit -1")
+    _refuse_recording_averages(args.models if args.record else None)
     models = _models(args.models)
     faces = load_dataset(args.data, args.split)
     corruptions = None

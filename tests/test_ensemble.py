@@ -85,3 +85,21 @@ def test_average_is_offered_for_the_default_pair(tiny_registry: list[str]) -> No
     [offered] = ensemble_choices(cards, tiny_registry)
     assert offered["name"] == "tiny_a+tiny_b" and offered["mtime"] == max(c["mtime"] for c in cards)
     assert ensemble_choices(cards, ["tiny_a", None]) == []
+
+
+def test_cli_evaluates_and_calibrates_the_average(
+    tiny_registry: list[str], fer_folders: Path, capsys
+) -> None:
+    from core.cli import main
+
+    data = ["--data", str(fer_folders), "--split", "val"]
+    assert main(["evaluate", "--model", "tiny_a+tiny_b", *data, "--no-occlusion"]) == 0
+    assert "tiny_a+tiny_b on" in capsys.readouterr().out
+    assert main(["evaluate", "--model", "tiny_a+tiny_b", *data, "--record"]) == 2
+    assert "has no card to record in" in capsys.readouterr().err
+    assert main(["robustness", "--models", "tiny_a+tiny_b", "--scenes", "1", "--record", *data]) == 2
+    assert "has no card to record in" in capsys.readouterr().err
+    assert main(["calibrate", "--models", "tiny_a", "tiny_b", "tiny_a+tiny_b", *data]) == 0
+    printed = capsys.readouterr().out
+    assert "| tiny_a+tiny_b | 42 | members' own |" in printed
+    assert "| tiny_b | " in printed.split("average of calibrated probabilities")[1]  # with its McNemar test
