@@ -146,6 +146,8 @@ def calibrate_models(
     split: str | None = "val",
     record: bool = False,
     command: str | None = None,
+    corruption: str | None = None,
+    severity: int = 2,
 ) -> dict[str, dict[str, Any]]:
     """Fit and measure temperature scaling (core.calibration) for each named model on a labelled
     split; with `record`, store each registered model's in its card under "calibration".
@@ -153,13 +155,21 @@ def calibrate_models(
     An average ("A+B") is measured with its members' temperatures as fitted here (or as
     recorded in their cards when not named themselves) and gets "members" and, in "accuracy",
     its accuracy, interval, macro-F1 and a McNemar test against each member. Each network runs
-    once over the faces.
+    once over the faces. `corruption` (a name of core.corruptions.CORRUPTIONS, or "mixed")
+    measures on damaged faces instead (see damaged()), to see how honest the confidence stays.
     """
     from core.calibration import average_report, calibration_report, scaled_probabilities
     from core.ensemble import is_ensemble_name
 
     faces = load_dataset(data, split)
     where = f"{Path(data).name}/{split}" if split else Path(data).name
+    if corruption is not None:
+        if record:
+            raise ValueError(
+                "--record stores a temperature fitted on undamaged faces: leave out --corruption"
+            )
+        faces = FaceDataset(damaged(faces.images, corruption, severity), faces.labels, faces.sources)
+        where += f", {corruption} at severity {severity}"
     logits: dict[str, np.ndarray] = {}
     temperatures: dict[str, float] = {}
 
@@ -196,6 +206,23 @@ def calibrate_models(
         if record and not is_ensemble_name(name):
             update_card(name, {"calibration": report})
     return {name: reports[name] for name in names}
+
+
+def damaged(images: np.ndarray, corruption: str, severity: int, seed: int = 0) -> np.ndarray:
+    """Faces damaged by a named corruption at a severity, or with "mixed" each face by one
+    corruption drawn at random (seeded): photo-like faces with their labels kept."""
+    from core.corruptions import CORRUPTIONS, corrupt_all
+
+    if corruption != "mixed":
+        return corrupt_all(images, corruption, severity, seed)
+    names = list(CORRUPTIONS)
+    drawn = np.random.default_rng(seed).integers(0, len(names), len(images))
+    result = images.copy()
+    for number, name in enumerate(names):
+        chosen = np.flatnonzero(drawn == number)
+        if len(chosen):
+            result[chosen] = corrupt_all(images[chosen], name, severity, seed * 1000 + number)
+    return result
 
 
 def _accuracy_against(

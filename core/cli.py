@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--record", action="store_true", help="store each temperature and its measures in the model card"
     )
     calibrate.add_argument("--json", action="store_true", help="print everything measured as JSON")
+    calibrate.add_argument(
+        "--corruption",
+        default=None,
+        help="measure on faces damaged by this corruption (core.corruptions), or 'mixed': one at random per face",
+    )
+    calibrate.add_argument("--severity", type=int, default=2, help="severity of --corruption (1 to 3)")
 
     robust = commands.add_parser(
         "robustness", help="real-photo test: corruption suite on val and faces in scenes (README tables)"
@@ -450,11 +456,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from core.report import average_table
 
     command = " ".join(["python -m core", *(sys.argv[1:] if args.argv is None else args.argv)])
-    reports = calibrate_models(args.models, args.data, args.split, args.record, command)
+    reports = calibrate_models(
+        args.models, args.data, args.split, args.record, command, args.corruption, args.severity
+    )
     if args.json:
         print(json.dumps(reports, indent=2))
         return 0
-    where = f"{Path(args.data).name}/{args.split}"
+    where = next(iter(reports.values()))["fitted_on"] if reports else args.split
     print(f"Temperature scaling on {where} (ECE: 15 equal-width confidence bins)\n")
     print(markdown_table(reports))
     for name, report in reports.items():

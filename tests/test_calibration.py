@@ -135,3 +135,19 @@ def test_card_temperature_round_trip_and_bad_temperature(isolated_home: Path) ->
     path.with_suffix(".json").write_text(json.dumps(broken))
     with pytest.raises(ModelLoadError, match="warm.*calibration/temperature"):
         load_model("warm")
+
+
+def test_calibration_measured_on_damaged_faces(tiny_registry: list[str], fer_folders: Path, capsys) -> None:
+    from core.cards import damaged
+    from core.corruptions import corrupt_all
+
+    faces = load_dataset(fer_folders, "val")
+    assert np.array_equal(damaged(faces.images, "blur", 2), corrupt_all(faces.images, "blur", 2, 0))
+    mixed = damaged(faces.images, "mixed", 3)
+    assert mixed.shape == faces.images.shape and np.array_equal(mixed, damaged(faces.images, "mixed", 3))
+    assert (mixed != faces.images).any(axis=(1, 2)).mean() > 0.9
+    data = ["--data", str(fer_folders), "--split", "val", "--corruption", "mixed", "--severity", "3"]
+    assert main(["calibrate", "--models", *tiny_registry, *data]) == 0
+    assert "on fer/val, mixed at severity 3" in capsys.readouterr().out
+    assert main(["calibrate", "--models", *tiny_registry, *data, "--record"]) == 2
+    assert "leave out --corruption" in capsys.readouterr().err
