@@ -113,8 +113,8 @@ if not selection.names:
     st.warning("No model is registered yet. " + HOW_TO_GET_MODELS)
 else:
     st.subheader("Registered models")
-    st.dataframe([model_summary(card) for card in selection.cards], hide_index=True)
-    for card in selection.cards:
+    st.dataframe([model_summary(card) for card in selection.registered], hide_index=True)
+    for card in selection.registered:
         with st.expander(f"Model card: {card['name']}"):
             st.json({k: v for k, v in card.items() if k != "evaluations"}, expanded=1)
     evaluate_form()

@@ -27,6 +27,11 @@ class Selection:
         return [card["name"] for card in self.cards]
 
     @property
+    def registered(self) -> list[dict[str, Any]]:
+        """The cards of registered models, without the averages offered beside them."""
+        return [card for card in self.cards if "members" not in card]
+
+    @property
     def keys(self) -> tuple[tuple[str, float], ...]:
         """(name, mtime) of A then B, without repeats: the cache key of the loaded models."""
         return model_keys(self.cards, [self.a, self.b])
