@@ -121,6 +121,13 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return layer
 
 
+def cam_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers Grad-CAM reads: a model's `cam_layers` (an average of models names one per
+    member), else its one cam_layer."""
+    layers = getattr(model, "cam_layers", None)
+    return list(layers) if layers is not None else [cam_layer(model)]
+
+
 def _drop_cam_alias(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
     """Load weights saved when `cam_layer` was a registered submodule (copies under `cam_layer.*`)."""
     for key in [k for k in state_dict if k.startswith(f"{prefix}cam_layer.")]:

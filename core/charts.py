@@ -280,3 +280,41 @@ def emotion_timeline(
         figure.update_yaxes(range=[0, 1], tickformat=".0%", row=row, col=1)
     figure.update_xaxes(title_text="seconds", row=max(len(names), 1), col=1)
     return _layout(figure, title, 220 + 200 * len(names))
+
+
+def reliability_chart(calibrations: Mapping[str, Mapping[str, Any]], title: str | None = None) -> go.Figure:
+    """Reliability diagram from cards' "calibration" entries: accuracy against mean confidence per
+    confidence bin, before (dotted) and after (solid) temperature scaling, one colour per model;
+    points on the diagonal are honest confidence. Empty bins are left out."""
+    figure = go.Figure()
+    figure.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", name="honest", line={"color": "#999999", "dash": "dash", "width": 1}
+    )
+    for index, (name, calibration) in enumerate(calibrations.items()):
+        for stage, dash in (("before", "dot"), ("after", "solid")):
+            table = calibration[f"reliability_{stage}"]
+            kept = [
+                (c, a, n)
+                for c, a, n in zip(table["confidence"], table["accuracy"], table["count"], strict=True)
+                if n
+            ]
+            ece = calibration.get(f"ece_{stage}")
+            label = f"{name} {stage}" + (f" (ECE {ece:.1%})" if ece is not None else "")
+            figure.add_scatter(
+                x=[c for c, _, _ in kept],
+                y=[a for _, a, _ in kept],
+                customdata=[n for _, _, n in kept],
+                mode="lines+markers",
+                name=label,
+                line={"color": model_colour(index), "dash": dash},
+                hovertemplate="confidence %{x:.1%}: right %{y:.1%} of %{customdata} faces<extra>"
+                + label
+                + "</extra>",
+            )
+    return _layout(
+        figure,
+        title,
+        380,
+        xaxis={"range": [0, 1], "tickformat": ".0%", "title": "confidence (top probability)"},
+        yaxis={"range": [0, 1], "tickformat": ".0%", "title": "share right"},
+    )

@@ -113,6 +113,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     video.add_argument("--max-seconds", type=float, default=600, help="refuse longer videos")
 
+    calibrate = commands.add_parser(
+        "calibrate", help="fit temperature scaling on labelled faces; ECE before and after (Markdown)"
+    )
+    calibrate.add_argument(
+        "--models",
+        nargs="+",
+        default=["baseline", "masked", "baseline+masked"],
+        help="registered models, and averages like baseline+masked (default: baseline masked baseline+masked)",
+    )
+    calibrate.add_argument("--data", default=DATA_DEFAULT)
+    calibrate.add_argument("--split", default="val")
+    calibrate.add_argument(
+        "--record", action="store_true", help="store each temperature and its measures in the model card"
+    )
+    calibrate.add_argument("--json", action="store_true", help="print everything measured as JSON")
+    calibrate.add_argument(
+        "--corruption",
+        default=None,
+        help="measure on faces damaged by this corruption (core.corruptions), or 'mixed': one at random per face",
+    )
+    calibrate.add_argument("--severity", type=int, default=2, help="severity of --corruption (1 to 3)")
+
+    robust = commands.add_parser(
+        "robustness", help="real-photo test: corruption suite on val and faces in scenes (README tables)"
+    )
+    robust.add_argument(
+        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
+    )
+    robust.add_argument("--scenes", type=int, default=50, help="photos of faces in scenes (0: none)")
+    robust.add_argument("--seed", type=int, default=0, help="seed of the scenes and the corruptions")
+    robust.add_argument(
+        "--limit", type=int, default=500, help="val faces in the corruption suite (0: all; -1: none)"
+    )
+    robust.add_argument(
+        "--min-face-size",
+        type=int,
+        nargs="+",
+        default=[40],
+        help="detector minimum face size(s) in pixels for the scenes; several give a comparison "
+        "(--record stores the first)",
+    )
+    robust.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
+    robust.add_argument("--split", default="val")
+    robust.add_argument("--record", action="store_true", help="store the results in each model card")
+
     commands.add_parser("models", help="list registered models")
     bench = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
     bench.add_argument("--video-only", action="store_true", help="only the video section")
@@ -126,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)  # what a card records as the command
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -254,7 +300,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         faces = load_dataset(args.data, args.split, face_cropper=cropper)
         region_maps = region_maps_from(args.regions_from, faces) if args.regions_from else None
         result = evaluate_model(
-            model.module, faces, model.preprocessing, not args.no_occlusion, region_maps=region_maps
+            model.module,
+            faces,
+            model.preprocessing,
+            not args.no_occlusion,
+            region_maps=region_maps,
+            temperature=model.temperature,
         )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -400,6 +451,92 @@ def run_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_calibrate(args: argparse.Namespace) -> int:
+    from core.calibration import markdown_table
+    from core.cards import calibrate_models
+    from core.report import average_table
+
+    command = " ".join(["python -m core", *(sys.argv[1:] if args.argv is None else args.argv)])
+    reports = calibrate_models(
+        args.models, args.data, args.split, args.record, command, args.corruption, args.severity
+    )
+    if args.json:
+        print(json.dumps(reports, indent=2))
+        return 0
+    where = next(iter(reports.values()))["fitted_on"] if reports else args.split
+    print(f"Temperature scaling on {where} (ECE: 15 equal-width confidence bins)\n")
+    print(markdown_table(reports))
+    for name, report in reports.items():
+        if "accuracy" in report:
+            print(f"\n{name} (average of calibrated probabilities) on {where}\n")
+            eces = {"average": report["ece_after"]}
+            eces.update({m: reports[m]["ece_after"] for m in report["members"] if m in reports})
+            print(average_table(report["accuracy"], eces))
+    if args.record:
+        recorded = [name for name, report in reports.items() if "members" not in report]
+        print(f"\nrecorded in the cards of {', '.join(recorded) or 'no registered model'}")
+    return 0
+
+
+def _refuse_recording_averages(names: Sequence[str] | None) -> None:
+    """An average of models ("A+B") has no card: say so before any work, not after."""
+    from core.ensemble import is_ensemble_name
+
+    averages = [name for name in names or [] if is_ensemble_name(name)]
+    if averages:
+        raise ValueError(
+            f"{', '.join(averages)} is an average of registered models and has no card to record in; "
+            "run it without --record"
+        )
+
+
+def run_robustness(args: argparse.Namespace) -> int:
+    import time
+
+    from core.data import load_dataset
+    from core.faces import FaceDetector
+    from core.robustness import corruption_suite, corruption_table, record, scenes_table, subset, width_table
+    from core.scenes import make_scenes, score_scenes
+
+    if args.scenes < 0 or any(size < 12 for size in args.min_face_size):
+        raise ValueError("--scenes must be 0 or more and --min-face-size at least 12")
+    if args.scenes == 0 and args.limit < 0:
+        raise ValueError("nothing to run: --scenes 0 and --limit -1")
+    _refuse_recording_averages(args.models if args.record else None)
+    models = _models(args.models)
+    faces = load_dataset(args.data, args.split)
+    corruptions = None
+    if args.limit >= 0:
+        started = time.perf_counter()
+        chosen = subset(faces, args.limit or None, args.seed)
+        print(f"corruption suite: {len(chosen)} {args.split} faces ...", file=sys.stderr, flush=True)
+        corruptions = corruption_suite(models, chosen, args.seed)
+        print(f"## Corruption suite ({len(chosen)} {args.split} faces, accuracy %)\n")
+        print(corruption_table(corruptions))
+        print(f"\n({time.perf_counter() - started:.0f} s)\n")
+    runs = []
+    if args.scenes:
+        scenes = list(make_scenes(faces.images, faces.labels, args.scenes, args.seed))
+        for size in args.min_face_size:
+            started = time.perf_counter()
+            print(
+                f"faces in scenes: {args.scenes} photos, min face {size} px ...", file=sys.stderr, flush=True
+            )
+            runs.append(score_scenes(scenes, models, FaceDetector(min_face_size=size)))
+            runs[-1]["seed"] = args.seed
+            print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+        count = sum(len(scene.faces) for scene in scenes)
+        print(f"## Faces in scenes ({args.scenes} photos, {count} {args.split} faces, seed {args.seed})\n")
+        print(scenes_table(runs))
+        print("\nBy face width (end-to-end accuracy, misses wrong; accuracy of found faces in brackets):\n")
+        print(width_table(runs))
+    if args.record:
+        command = " ".join(["python -m core", *(sys.argv[1:] if args.argv is None else args.argv)])
+        record([m.name for m in models], command, corruptions, runs[0] if runs else None, args.seed)
+        print(f"\nrecorded in the cards of {', '.join(m.name for m in models)}")
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from core.bench import main as bench_main
 
@@ -414,8 +551,10 @@ COMMANDS = {
     "register": run_register,
     "framing": run_framing,
     "models": run_models,
+    "calibrate": run_calibrate,
     "bench": run_bench,
     "video": run_video,
     "report": run_report,
+    "robustness": run_robustness,
     "jobs": run_jobs,
 }

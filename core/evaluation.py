@@ -18,6 +18,7 @@ from torch import nn
 
 from core.data import FaceDataset
 from core.labels import EMOTIONS
+from core.predict import calibrated_softmax
 from core.preprocess import to_tensor
 
 # Rows of a 48x48 FER2013 crop covered by each occlusion, like the seed paper's
@@ -26,25 +27,35 @@ OCCLUSIONS: dict[str, tuple[int, int]] = {"eyes": (10, 24), "lower_face": (27, 4
 
 
 @torch.inference_mode()
-def predict_dataset(
+def dataset_logits(
     model: nn.Module,
     faces: FaceDataset | np.ndarray,
     preprocessing: dict | None = None,
     batch_size: int = 512,
 ) -> np.ndarray:
-    """Class probabilities (N, 7) for every face, in eval mode."""
+    """The network's outputs (N, 7) for every face, in eval mode, before any softmax."""
     images = faces.images if isinstance(faces, FaceDataset) else faces
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     chunks = [
-        torch.softmax(model(to_tensor(images[i : i + batch_size], preprocessing).to(device)), dim=1)
-        .cpu()
-        .numpy()
+        model(to_tensor(images[i : i + batch_size], preprocessing).to(device)).float().cpu().numpy()
         for i in range(0, len(images), batch_size)
     ]
     model.train(was_training)
     return np.concatenate(chunks) if chunks else np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+
+
+def predict_dataset(
+    model: nn.Module,
+    faces: FaceDataset | np.ndarray,
+    preprocessing: dict | None = None,
+    batch_size: int = 512,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Class probabilities (N, 7) for every face, in eval mode: softmax(logits / temperature)."""
+    logits = torch.from_numpy(dataset_logits(model, faces, preprocessing, batch_size))
+    return calibrated_softmax(logits, temperature).numpy()
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
@@ -206,9 +217,11 @@ def evaluate_model(
     occlusion: bool = True,
     progress: Callable[[float, str], None] | None = None,
     region_maps: np.ndarray | None = None,
+    temperature: float = 1.0,
 ) -> dict[str, Any]:
     """Full evaluation as a JSON-ready dict: metrics, 95 % interval, occlusion test and, given
-    `region_maps`, the attention-region removal test (region_removal_report).
+    `region_maps`, the attention-region removal test (region_removal_report). Probabilities
+    (and so the log-loss) are softmax(logits / temperature); the predictions do not depend on it.
 
     `progress(fraction, text)`, when given, is called before each pass over the faces and at the end.
     """
@@ -224,7 +237,7 @@ def evaluate_model(
         report(done / (1 + covered_passes), text)
 
     report(0.0, f"classifying {len(faces)} faces")
-    probabilities = predict_dataset(model, faces, preprocessing)
+    probabilities = predict_dataset(model, faces, preprocessing, temperature=temperature)
     predictions = probabilities.argmax(axis=1)
     metrics = classification_metrics(faces.labels, probabilities)
     metrics["accuracy_95ci"] = list(accuracy_interval(metrics["accuracy"], metrics["count"]))

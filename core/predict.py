@@ -9,9 +9,15 @@ from core.preprocess import to_tensor
 from core.registry import LoadedModel
 
 
+def calibrated_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(logits / temperature) over the classes: the one place a model's outputs become probabilities."""
+    return torch.softmax(logits / temperature, dim=1)
+
+
 @torch.inference_mode()
 def predict_proba(model: LoadedModel, crops: np.ndarray, flip_tta: bool = False) -> np.ndarray:
-    """Probabilities (N, 7) for uint8 crops (N, 48, 48); flip_tta averages with the mirrored face."""
+    """Calibrated probabilities (N, 7) for uint8 crops (N, 48, 48): softmax(logits / the model's
+    temperature); flip_tta averages with the mirrored face."""
     crops = np.asarray(crops)
     if crops.ndim == 2:
         crops = crops[None]
@@ -20,9 +26,10 @@ def predict_proba(model: LoadedModel, crops: np.ndarray, flip_tta: bool = False)
     inputs = to_tensor(crops, model.preprocessing)
     # The lock keeps a forward pass out of a Grad-CAM that another thread has hooked into this model.
     with model.lock:
-        probabilities = torch.softmax(model.module(inputs), dim=1)
+        probabilities = calibrated_softmax(model.module(inputs), model.temperature)
         if flip_tta:
-            probabilities = (probabilities + torch.softmax(model.module(inputs.flip(-1)), dim=1)) / 2
+            mirrored = calibrated_softmax(model.module(inputs.flip(-1)), model.temperature)
+            probabilities = (probabilities + mirrored) / 2
     return probabilities.numpy()
 
 

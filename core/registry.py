@@ -48,6 +48,55 @@ _EVALUATION = {
         "accuracy_95ci": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
     },
 }
+# Temperature scaling (core.calibration), written by `python -m core calibrate --record`.
+_CALIBRATION = {
+    "type": "object",
+    "required": ["temperature"],
+    "properties": {
+        "temperature": {"type": "number", "exclusiveMinimum": 0},
+        "fitted_on": {"type": "string"},
+        "command": {"type": "string"},
+        "ece_before": {"type": "number"},
+        "ece_after": {"type": "number"},
+        "ece_cross_fitted": {"type": "number"},
+        "reliability_before": {"type": "object"},
+        "reliability_after": {"type": "object"},
+    },
+}
+_SHARE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+# `python -m core robustness --record` (core.robustness): the corruption suite and faces in scenes.
+_ROBUSTNESS = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string"},
+        "corruptions": {
+            "type": "object",
+            "required": ["clean", "mean", "accuracy"],
+            "properties": {
+                "clean": _SHARE,
+                "mean": _SHARE,
+                "accuracy": {"type": "object", "additionalProperties": {"type": "array", "items": _SHARE}},
+            },
+        },
+        "scenes": {
+            "type": "object",
+            "required": ["accuracy", "recall", "found_accuracy", "bins"],
+            "properties": {
+                "accuracy": _SHARE,
+                "recall": _SHARE,
+                "found_accuracy": _SHARE,
+                "bins": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["low", "high", "faces", "accuracy"],
+                        "properties": {"accuracy": _SHARE, "recall": _SHARE, "found_accuracy": _SHARE},
+                    },
+                },
+            },
+        },
+    },
+}
 # What the app, the CLI and the report read from a card without further checks.
 CARD_SCHEMA = {
     "type": "object",
@@ -69,6 +118,8 @@ CARD_SCHEMA = {
         "training": {"type": "object"},
         "history": {"type": "array", "items": {"type": "object"}},
         "evaluations": {"type": "object", "additionalProperties": _EVALUATION},
+        "calibration": _CALIBRATION,
+        "robustness": _ROBUSTNESS,
     },
 }
 _card_validator = Draft202012Validator(CARD_SCHEMA)
@@ -101,6 +152,11 @@ class LoadedModel:
     @property
     def preprocessing(self) -> dict[str, Any]:
         return self.card.get("preprocessing", DEFAULT_PREPROCESSING)
+
+    @property
+    def temperature(self) -> float:
+        """What the logits are divided by before the softmax: the card's calibration, else 1."""
+        return float(self.card.get("calibration", {}).get("temperature", 1.0))
 
 
 def read_card(card_path: Path) -> dict[str, Any]:
@@ -202,8 +258,13 @@ def load_model(name: str) -> LoadedModel:
     """Rebuild a registered model from its card and load its weights (tensors only).
 
     ModelNotFound when there is no such model; ModelLoadError, naming the model and the cause,
-    when its card or weights cannot be used.
+    when its card or weights cannot be used. A name like "baseline+masked" that is no file
+    gives the average of those models (core.ensemble).
     """
+    from core.ensemble import is_ensemble_name, load_ensemble
+
+    if is_ensemble_name(name) and not _registered(name):
+        return load_ensemble(name)
     weights = find_model(name)
     card = read_card(weights.with_suffix(".json"))
     label = weights.stem
@@ -222,6 +283,11 @@ def load_model(name: str) -> LoadedModel:
     module.eval()
     card["name"] = label
     return LoadedModel(label, module, card)
+
+
+def _registered(name: str) -> bool:
+    """Whether NAME.pt and NAME.json are in one of the model folders."""
+    return any((d / f"{name}.pt").exists() and (d / f"{name}.json").exists() for d in model_dirs())
 
 
 def read_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
@@ -273,3 +339,18 @@ def save_model(
     card_temporary.write_text(json.dumps(full_card, indent=2) + "\n")
     os.replace(card_temporary, weights.with_suffix(".json"))
     return weights
+
+
+def update_card(name: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set top-level keys of a registered model's card, written atomically; the card must stay
+    valid (ModelLoadError otherwise, leaving the file as it was). Returns the new card."""
+    card_path = find_model(name).with_suffix(".json")
+    card = {**json.loads(card_path.read_text(encoding="utf-8")), **changes}
+    problem = best_match(_card_validator.iter_errors(card))
+    if problem is not None:
+        where = "/".join(str(part) for part in problem.absolute_path) or "the card"
+        raise ModelLoadError(f"model {card_path.stem}: not recorded ({where}: {_short(problem.message)})")
+    temporary = card_path.with_name(f".{card_path.stem}.json.tmp")
+    temporary.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(temporary, card_path)
+    return card

@@ -152,3 +152,23 @@ def per_class_chart(names: list[str], path: Path, key: str = DEFAULT_EVALUATION)
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def average_table(rows: dict[str, dict[str, Any]], eces: dict[str, float]) -> str:
+    """Markdown: the average of models and each member: accuracy (95 % interval), macro-F1, ECE
+    and, for a member, the exact McNemar test against the average (core.cards.calibrate_models)."""
+    lines = [
+        "| model | accuracy (95 % CI) | macro-F1 | ECE | right only by the average / only by the member | McNemar p |",
+        "| --- | --- | ---: | ---: | --- | ---: |",
+    ]
+    for name, row in rows.items():
+        low, high = row["accuracy_95ci"]
+        versus = row.get("versus_average")
+        split = f"{versus['only_first']} / {versus['only_second']}" if versus else ""
+        p_value = f"{versus['p_value']:.3f}" if versus else ""
+        ece = f"{eces[name]:.2%}" if name in eces else ""
+        lines.append(
+            f"| {name} | {row['accuracy']:.1%} ({low:.1%}–{high:.1%}) | {row['macro_f1']:.3f} | {ece} "
+            f"| {split} | {p_value} |"
+        )
+    return "\n".join(lines)

@@ -11,11 +11,11 @@ import importlib
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from core.architectures import cam_layer
+from core.architectures import cam_layers
 from core.faces import Face
+from core.predict import calibrated_softmax
 from core.preprocess import centre_offset, spec, to_tensor
 from core.registry import LoadedModel
 
@@ -66,7 +66,7 @@ def explain(
     method: str = "gradcam",
     batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmaps (N, S, S) and the class probabilities (N, 7) of the same forward pass.
+    """Heatmaps (N, S, S) and the calibrated class probabilities (N, 7) of the same forward pass.
 
     With classes None each face is explained for its predicted class, so one forward and
     backward pass gives both the prediction and its explanation.
@@ -78,7 +78,7 @@ def explain(
     if crops.ndim == 2:
         crops = crops[None]
     maps, probabilities = [], []
-    with model.lock, cam_type(model=model.module, target_layers=[cam_layer(model.module)]) as cam:
+    with model.lock, cam_type(model=model.module, target_layers=cam_layers(model.module)) as cam:
         for start in range(0, len(crops), batch_size):
             inputs = to_tensor(crops[start : start + batch_size], model.preprocessing)
             targets = None
@@ -86,7 +86,7 @@ def explain(
                 chosen = classes[start : start + batch_size]
                 targets = [ClassifierOutputTarget(int(c)) for c in chosen]
             maps.append(cam(input_tensor=inputs, targets=targets))
-            probabilities.append(torch.softmax(cam.outputs.detach(), dim=1).cpu().numpy())
+            probabilities.append(calibrated_softmax(cam.outputs.detach(), model.temperature).cpu().numpy())
     heat = np.concatenate(maps).astype(np.float32)
     offset = centre_offset(model.preprocessing)
     if offset:

@@ -175,3 +175,22 @@ def per_class_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
 def support_counts(metrics: Mapping[str, Any]) -> dict[str, int]:
     """Images per class in an evaluation (its per-class support)."""
     return {emotion: int(metrics["per_class"][emotion]["support"]) for emotion in EMOTIONS}
+
+
+def calibration_rows(calibrations: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per calibrated model (its card's "calibration"): temperature and ECE in percent."""
+
+    def percent(value: Any) -> float | None:
+        return None if value is None else round(100 * float(value), 2)
+
+    return [
+        {
+            "model": name,
+            "temperature": round(float(entry["temperature"]), 3),
+            "fitted on": entry.get("fitted_on"),
+            "ECE before": percent(entry.get("ece_before")),
+            "ECE after": percent(entry.get("ece_after")),
+            "ECE after (2-fold cross-fitted)": percent(entry.get("ece_cross_fitted")),
+        }
+        for name, entry in calibrations.items()
+    ]

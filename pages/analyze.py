@@ -165,6 +165,12 @@ flip = flip_column.toggle(
     "Mirror averaging", key="flip_tta", help="Average each prediction with the mirrored face's."
 )
 
+st.caption(
+    '"% confident" is each model\'s calibrated probability (temperature scaling on FER2013 val, '
+    "see the Models page): honest on FER2013-like faces, optimistic on unusual photos. "
+    "Pick *A+B* as a model to average two models' probabilities."
+)
+
 if inputs[0].source == "sample":
     st.info(
         "Showing a built-in sample photo. Upload your own photos or use the camera above.",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.charts import class_difference_chart, class_distribution_chart, confusion_heatmap, occlusion_chart
+from core.charts import (
+    class_difference_chart,
+    class_distribution_chart,
+    confusion_heatmap,
+    occlusion_chart,
+    reliability_chart,
+)
 from core.cli import DATA_DEFAULT
 from core.data import DatasetError
 from core.evaluation import OCCLUSIONS
@@ -14,6 +20,7 @@ from core.registry import broken_models
 from core.report import paired_sentence
 from core.studio import (
     HOW_TO_GET_MODELS,
+    calibration_rows,
     evaluation_keys,
     metrics_rows,
     model_summary,
@@ -106,8 +113,8 @@ if not selection.names:
     st.warning("No model is registered yet. " + HOW_TO_GET_MODELS)
 else:
     st.subheader("Registered models")
-    st.dataframe([model_summary(card) for card in selection.cards], hide_index=True)
-    for card in selection.cards:
+    st.dataframe([model_summary(card) for card in selection.registered], hide_index=True)
+    for card in selection.registered:
         with st.expander(f"Model card: {card['name']}"):
             st.json({k: v for k, v in card.items() if k != "evaluations"}, expanded=1)
     evaluate_form()
@@ -180,6 +187,26 @@ else:
                 "region 1 the most attended: the regions the cluster-masked training removes "
                 "(`python -m core evaluate ... --record --regions-from MODEL`)."
             )
+
+if selection.names:
+    st.subheader("Confidence calibration")
+    calibrated = {card["name"]: card["calibration"] for card in selection.cards if "calibration" in card}
+    if not calibrated:
+        st.info(
+            "No model is calibrated yet: `python -m core calibrate --record` fits and stores a temperature."
+        )
+    else:
+        st.dataframe(calibration_rows(calibrated), hide_index=True)
+        shown = {name: calibrated[name] for name, _ in selection.keys if name in calibrated} or calibrated
+        st.plotly_chart(
+            reliability_chart(shown, "Reliability: share right against confidence"), key="reliability"
+        )
+        st.caption(
+            "Each model's logits are divided by its temperature before the softmax (fitted on the split named, "
+            'by negative log-likelihood), so the app\'s "% confident" is calibrated; predictions do not change. '
+            "ECE: the face-weighted gap between confidence and share right over 15 equal-width bins. "
+            "The cross-fitted ECE fits on one half and measures on the other, so it is out of sample."
+        )
 
 st.subheader("Data")
 try:

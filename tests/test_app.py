@@ -278,3 +278,28 @@ def test_models_page_names_the_line_of_a_malformed_csv(
     app.form_submit_button[0].click().run()
     assert not app.exception
     assert any("fer2013.csv, line 2: not a readable CSV row" in error.value for error in app.error)
+
+
+def test_average_of_a_and_b_is_a_model_to_pick(tiny_registry: list[str]) -> None:
+    app = open_page("pages/analyze.py")
+    assert "tiny_a+tiny_b" in app.selectbox(key="model_b").options[-1]
+    app.selectbox(key="model_b").set_value("tiny_a+tiny_b").run()
+    no_errors(app)
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert "Model A · tiny_a" in metrics and "Model B · tiny_a+tiny_b" in metrics
+    assert "Grad-CAM · tiny_a+tiny_b" in image_captions(app)
+
+
+def test_models_page_shows_the_reliability_diagram(tiny_registry: list[str], fer_folders: Path) -> None:
+    from core.cards import calibrate_models
+
+    app = open_page("pages/models.py")
+    no_errors(app)
+    assert any("No model is calibrated yet" in info.value for info in app.info)
+    calibrate_models(tiny_registry, str(fer_folders), "val", record=True, command="python -m core calibrate")
+    app = open_page("pages/models.py")
+    no_errors(app)
+    rows = app.dataframe[-1].value
+    assert list(rows["model"]) == tiny_registry and (rows["temperature"] > 0).all()
+    figures = [chart.proto.spec for chart in app.get("plotly_chart")]
+    assert any("Reliability" in spec and "tiny_b after" in spec for spec in figures)

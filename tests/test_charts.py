@@ -89,3 +89,22 @@ def test_region_removal_chart_tracks_the_original_class() -> None:
     assert "happy" in bars.name
     with pytest.raises(ValueError):
         charts.region_removal_chart({"a": probs}, ["only one label"])
+
+
+def test_reliability_chart_draws_non_empty_bins_before_and_after() -> None:
+    from core.calibration import calibration_report
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 300)
+    logits = rng.normal(size=(300, 7)) * 3
+    logits[np.arange(300), labels] += 2  # right more often than not, and overconfident
+    calibration = calibration_report(logits, labels)
+    figure = charts.reliability_chart({"a": calibration})
+    assert [trace.name for trace in figure.data[1:]] == [
+        f"a before (ECE {calibration['ece_before']:.1%})",
+        f"a after (ECE {calibration['ece_after']:.1%})",
+    ]
+    after = calibration["reliability_after"]
+    assert list(figure.data[2].customdata) == [n for n in after["count"] if n]
+    assert sum(figure.data[2].customdata) == 300
+    assert list(figure.data[2].y) == [a for a in after["accuracy"] if a is not None]

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.ensemble import ensemble_choices
 from core.registry import list_models
 from core.studio import HOW_TO_GET_MODELS, default_pair, model_keys
 
@@ -26,6 +27,11 @@ class Selection:
         return [card["name"] for card in self.cards]
 
     @property
+    def registered(self) -> list[dict[str, Any]]:
+        """The cards of registered models, without the averages offered beside them."""
+        return [card for card in self.cards if "members" not in card]
+
+    @property
     def keys(self) -> tuple[tuple[str, float], ...]:
         """(name, mtime) of A then B, without repeats: the cache key of the loaded models."""
         return model_keys(self.cards, [self.a, self.b])
@@ -37,9 +43,11 @@ class Selection:
 
 def _settle() -> Selection:
     """Read the registry and make the session's picks valid (defaults when unset or gone)."""
-    cards = list_models()
+    registered = list_models()
+    default_a, default_b = default_pair([card["name"] for card in registered])
+    # The average of the default pair is offered as one more model ("baseline+masked").
+    cards = registered + ensemble_choices(registered, [default_a, default_b])
     names = [card["name"] for card in cards]
-    default_a, default_b = default_pair(names)
     if st.session_state.get(MODEL_A) not in names:
         st.session_state[MODEL_A] = default_a
     if st.session_state.get(MODEL_B) not in names:

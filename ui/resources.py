@@ -251,7 +251,12 @@ def evaluation(
         faces = load_dataset(data, split)
         loaded = model(*key)
         result = evaluate_model(
-            loaded.module, faces, loaded.preprocessing, occlusion=occlusion, progress=report
+            loaded.module,
+            faces,
+            loaded.preprocessing,
+            occlusion=occlusion,
+            progress=report,
+            temperature=loaded.temperature,
         )
     result["data"] = data
     result["split"] = split
