@@ -16,9 +16,18 @@ import torch
 from PIL import Image
 
 from core.cli import main
+from core.faces import Face, crop_face
+from core.predict import predict_proba
 from core.registry import load_model
 from core.video import VideoError, VideoLimits, VideoWriter, iter_frames, probe, read_frame
-from core.video_analysis import LOOKAHEAD, VideoSettings, analyze_video, frame_saliency, video_detector
+from core.video_analysis import (
+    LOOKAHEAD,
+    FrameAnalyzer,
+    VideoSettings,
+    analyze_video,
+    frame_saliency,
+    video_detector,
+)
 
 SIZE = (240, 180)
 FPS = 10
@@ -216,3 +225,24 @@ def test_an_upload_in_memory_gives_an_annotated_mp4_in_memory(
     result = analyze_video(data, [load_model("tiny_a")], vdetector, annotated=target)
     assert result.source == "upload" and result.frames == 15
     assert sum(1 for _ in iter_frames(target.getvalue())) == 15
+
+
+def test_the_frame_step_takes_arrays_and_faces_found_elsewhere(
+    tiny_registry, moving_clip: Path, vdetector
+) -> None:
+    models = [load_model(name) for name in tiny_registry]
+    frames = list(iter_frames(moving_clip))[:4]
+    as_images = FrameAnalyzer(models, vdetector, every=2)
+    as_arrays = FrameAnalyzer(models, vdetector, every=2)
+    given = FrameAnalyzer(models, vdetector, every=2)
+    for frame in frames:
+        a = as_images.step(frame.index, frame.time, frame.image)
+        b = as_arrays.step(frame.index, frame.time, np.asarray(frame.image))
+        found = vdetector.detect(frame.image) if given.detects(frame.index) else None
+        c = given.step(frame.index, frame.time, frame.image, detect=False, faces=found)
+        assert len(a) == len(b) == len(c) == 1 and a[0].detected == (frame.index % 2 == 0) == c[0].detected
+        for name in tiny_registry:
+            # The predictions' copies (batch norm folded in) agree with the models themselves.
+            crop = crop_face(frame.image, Face(a[0].box, (), 1.0))
+            assert np.allclose(a[0].raw[name], predict_proba(load_model(name), crop)[0], atol=1e-5)
+            assert np.allclose(a[0].raw[name], b[0].raw[name]) and np.allclose(a[0].raw[name], c[0].raw[name])
