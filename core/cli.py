@@ -14,6 +14,8 @@ from core.train_options import DATA_DEFAULT, add_train_options
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.video import DEFAULT_EVERY
+
     parser = argparse.ArgumentParser(prog="python -m core", description="Facial emotion recognition studio")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -93,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
     )
     video.add_argument(
-        "--every", type=int, default=1, help="detect faces every K-th frame and follow them in between"
+        "--every",
+        type=int,
+        default=DEFAULT_EVERY,
+        help=f"detect faces every K-th frame and follow them in between (default {DEFAULT_EVERY})",
     )
     video.add_argument(
         "--smooth",

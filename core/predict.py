@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.preprocess import to_tensor
+from core.preprocess import spec, to_tensor
 from core.registry import LoadedModel
 
 
@@ -38,3 +38,23 @@ def predict_many(
 ) -> dict[str, np.ndarray]:
     """{model name: probabilities (N, 7)} for every model on the same crops."""
     return {model.name: predict_proba(model, crops, flip_tta) for model in models}
+
+
+def inference_copy(model: LoadedModel) -> LoadedModel:
+    """A copy of a classifier for predictions only, its batch norms folded into the convolutions
+    (torch.fx): about a tenth less work per face, same probabilities to float precision.
+
+    The original stays as it is for Grad-CAM, which hooks into its layers. A model that torch.fx
+    cannot trace, or whose copy does not give the same outputs, is returned unchanged.
+    """
+    from torch.fx.experimental.optimization import fuse
+
+    size = int(spec(model.preprocessing)["input_size"])
+    probe = torch.linspace(-1, 1, 2 * size * size).reshape(2, 1, size, size)
+    try:
+        fused = fuse(model.module)
+        with torch.inference_mode():
+            same = torch.allclose(fused(probe), model.module(probe), atol=1e-4, rtol=1e-4)
+    except Exception:  # noqa: BLE001 - any architecture fx cannot handle keeps its eager module
+        return model
+    return LoadedModel(model.name, fused, model.card) if same else model

@@ -14,7 +14,7 @@ from core.saliency import CAM_METHODS
 from core.smoothing import SMOOTHING
 from core.studio import HOW_TO_GET_MODELS, file_stem
 from core.video import VideoError, VideoLimits
-from core.video_analysis import VideoSettings, analyze_video, frame_saliency
+from core.video_analysis import DEFAULT_EVERY, VideoSettings, analyze_video, frame_saliency
 from ui import pickers, resources
 
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv", "m4v", "gif"]
@@ -117,8 +117,8 @@ every = every_column.number_input(
     "Detect faces every k-th frame",
     min_value=1,
     max_value=30,
-    value=1,
-    help="Faces are followed in between: faster, a little less exact.",
+    value=DEFAULT_EVERY,
+    help="Faces are followed in between: faster, a little less exact. 1 detects on every frame.",
 )
 smoothing = smooth_column.selectbox(
     "Smoothing",

@@ -16,9 +16,18 @@ import torch
 from PIL import Image
 
 from core.cli import main
+from core.faces import Face, crop_face
+from core.predict import predict_proba
 from core.registry import load_model
 from core.video import VideoError, VideoLimits, VideoWriter, iter_frames, probe, read_frame
-from core.video_analysis import VideoSettings, analyze_video, frame_saliency, video_detector
+from core.video_analysis import (
+    LOOKAHEAD,
+    FrameAnalyzer,
+    VideoSettings,
+    analyze_video,
+    frame_saliency,
+    video_detector,
+)
 
 SIZE = (240, 180)
 FPS = 10
@@ -135,7 +144,7 @@ def test_a_face_that_leaves_and_comes_back(
         return [] if 4 <= i < 6 or 10 <= i < 17 else [(70, 40)]
 
     clip = write_clip(tmp_path / "back.mp4", 20, place, face)
-    result = analyze_video(clip, [load_model("tiny_a")], vdetector, VideoSettings(track_memory=0.5))
+    result = analyze_video(clip, [load_model("tiny_a")], vdetector, VideoSettings(every=1, track_memory=0.5))
     frames = {track: [p.frame for p in result.track_points(track)] for track in result.tracks()}
     assert frames == {1: [*range(4), *range(6, 10)], 2: list(range(17, 20))}
 
@@ -182,14 +191,16 @@ def test_memory_stays_flat_and_stop_ends_early(
 ) -> None:
     clip = write_clip(tmp_path / "long.mp4", 25, lambda i: [(10 + 4 * i, 40)], face)
     images: dict[int, int] = {}
+    # Up to LOOKAHEAD frames wait for their turn; compare two moments when that many wait.
+    early, late = 3, 25 - LOOKAHEAD - 1
 
     def count_images(done: int, total: int | None) -> None:
-        if done in (5, 25):
+        if done in (early, late):
             gc.collect()
             images[done] = sum(type(o) is Image.Image for o in gc.get_objects())
 
     result = analyze_video(clip, [load_model("tiny_a")], vdetector, on_frame=count_images)
-    assert images[25] == images[5]  # no decoded frame is kept as the video goes on
+    assert late > early and images[late] == images[early]  # no decoded frame is kept as the video goes on
     for point in result.points:
         assert all(np.asarray(v).shape == (7,) for v in [*point.raw.values(), *point.smoothed.values()])
     seen: list[int] = []
@@ -214,3 +225,24 @@ def test_an_upload_in_memory_gives_an_annotated_mp4_in_memory(
     result = analyze_video(data, [load_model("tiny_a")], vdetector, annotated=target)
     assert result.source == "upload" and result.frames == 15
     assert sum(1 for _ in iter_frames(target.getvalue())) == 15
+
+
+def test_the_frame_step_takes_arrays_and_faces_found_elsewhere(
+    tiny_registry, moving_clip: Path, vdetector
+) -> None:
+    models = [load_model(name) for name in tiny_registry]
+    frames = list(iter_frames(moving_clip))[:4]
+    as_images = FrameAnalyzer(models, vdetector, every=2)
+    as_arrays = FrameAnalyzer(models, vdetector, every=2)
+    given = FrameAnalyzer(models, vdetector, every=2)
+    for frame in frames:
+        a = as_images.step(frame.index, frame.time, frame.image)
+        b = as_arrays.step(frame.index, frame.time, np.asarray(frame.image))
+        found = vdetector.detect(frame.image) if given.detects(frame.index) else None
+        c = given.step(frame.index, frame.time, frame.image, detect=False, faces=found)
+        assert len(a) == len(b) == len(c) == 1 and a[0].detected == (frame.index % 2 == 0) == c[0].detected
+        for name in tiny_registry:
+            # The predictions' copies (batch norm folded in) agree with the models themselves.
+            crop = crop_face(frame.image, Face(a[0].box, (), 1.0))
+            assert np.allclose(a[0].raw[name], predict_proba(load_model(name), crop)[0], atol=1e-5)
+            assert np.allclose(a[0].raw[name], b[0].raw[name]) and np.allclose(a[0].raw[name], c[0].raw[name])
