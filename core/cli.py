@@ -128,9 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-face-size",
         type=int,
         nargs="+",
-        default=[40],
-        help="detector minimum face size(s) in pixels for the scenes; several give a comparison "
-        "(--record stores the first)",
+        default=None,
+        help="detector minimum face size(s) in pixels for the scenes (default: the detector's); "
+        "several give a comparison (--record stores the first)",
     )
     robust.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
     robust.add_argument("--split", default="val")
@@ -431,7 +431,8 @@ def run_robustness(args: argparse.Namespace) -> int:
     from core.robustness import corruption_suite, corruption_table, record, scenes_table, subset, width_table
     from core.scenes import make_scenes, score_scenes
 
-    if args.scenes < 0 or any(size < 12 for size in args.min_face_size):
+    sizes: list[int | None] = args.min_face_size or [None]  # None: FaceDetector's default
+    if args.scenes < 0 or any(size is not None and size < 12 for size in sizes):
         raise ValueError("--scenes must be 0 or more and --min-face-size at least 12")
     if args.scenes == 0 and args.limit < 0:
         raise ValueError("nothing to run: --scenes 0 and --limit -1")
@@ -449,12 +450,15 @@ def run_robustness(args: argparse.Namespace) -> int:
     runs = []
     if args.scenes:
         scenes = list(make_scenes(faces.images, faces.labels, args.scenes, args.seed))
-        for size in args.min_face_size:
+        for size in sizes:
+            detector = FaceDetector() if size is None else FaceDetector(min_face_size=size)
             started = time.perf_counter()
             print(
-                f"faces in scenes: {args.scenes} photos, min face {size} px ...", file=sys.stderr, flush=True
+                f"faces in scenes: {args.scenes} photos, min face {detector.min_face_size} px ...",
+                file=sys.stderr,
+                flush=True,
             )
-            runs.append(score_scenes(scenes, models, FaceDetector(min_face_size=size)))
+            runs.append(score_scenes(scenes, models, detector))
             runs[-1]["seed"] = args.seed
             print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
         count = sum(len(scene.faces) for scene in scenes)

@@ -237,7 +237,7 @@ def run_scenes(
     detect_seconds = 0.0
     started = time.perf_counter()
     for scene in scenes:
-        analysis = analyze(scene.jpeg, list(models), detector, cam_method=None, max_faces=detector.max_faces)
+        analysis = analyze(scene.jpeg, list(models), detector, cam_method=None)
         boxes = [result.face.box for result in analysis.faces]
         matched = match_detections(scene.faces, boxes)
         for face, d in zip(scene.faces, matched, strict=True):
@@ -274,10 +274,15 @@ def _tally(outcomes: Sequence[FaceOutcome], model: str) -> dict[str, Any]:
 
 def score_outcomes(outcomes: Sequence[FaceOutcome], model: str) -> dict[str, Any]:
     """End-to-end accuracy (misses wrong), detection recall and accuracy of found faces for one
-    model, overall and per face-width bin (WIDTH_BINS, in photo pixels)."""
+    model, overall and per face-width bin (WIDTH_BINS, in photo pixels; the last includes its top)."""
     result = _tally(outcomes, model)
+    last = WIDTH_BINS[-1][1]
     result["bins"] = [
-        {"low": low, "high": high, **_tally([o for o in outcomes if low <= o.width < high], model)}
+        {
+            "low": low,
+            "high": high,
+            **_tally([o for o in outcomes if low <= o.width < high or o.width == high == last], model),
+        }
         for low, high in WIDTH_BINS
     ]
     return result
