@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     robust.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
     robust.add_argument("--split", default="val")
     robust.add_argument("--record", action="store_true", help="store the results in each model card")
+    robust.add_argument(
+        "--save-scenes", default=None, metavar="DIR", help="also write the scene photos and truth.json here"
+    )
 
     commands.add_parser("models", help="list registered models")
     bench = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
@@ -429,7 +432,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     from core.data import load_dataset
     from core.faces import FaceDetector
     from core.robustness import corruption_suite, corruption_table, record, scenes_table, subset, width_table
-    from core.scenes import make_scenes, score_scenes
+    from core.scenes import make_scenes, save_scenes, score_scenes
 
     sizes: list[int | None] = args.min_face_size or [None]  # None: FaceDetector's default
     if args.scenes < 0 or any(size is not None and size < 12 for size in sizes):
@@ -450,6 +453,8 @@ def run_robustness(args: argparse.Namespace) -> int:
     runs = []
     if args.scenes:
         scenes = list(make_scenes(faces.images, faces.labels, args.scenes, args.seed))
+        if args.save_scenes:
+            print(f"wrote {save_scenes(scenes, Path(args.save_scenes))}", file=sys.stderr)
         for size in sizes:
             detector = FaceDetector() if size is None else FaceDetector(min_face_size=size)
             started = time.perf_counter()

@@ -14,15 +14,18 @@ is not found counts as wrong; detections that match no face are counted apart.
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from core.faces import FaceDetector
+from core.labels import EMOTIONS
 from core.pipeline import analyze
 from core.registry import LoadedModel
 
@@ -194,6 +197,26 @@ def make_scenes(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 
         chosen = order[np.arange(taken, taken + number) % len(order)]
         taken += number
         yield compose_scene(images[chosen], labels[chosen].tolist(), chosen.tolist(), rng)
+
+
+def save_scenes(scenes: Sequence[Scene], folder: Path) -> Path:
+    """Write each scene as scene_NNN.jpg and the truth (boxes, labels, widths) as truth.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for number, scene in enumerate(scenes):
+        name = f"scene_{number:03d}.jpg"
+        (folder / name).write_bytes(scene.jpeg)
+        truth[name] = [
+            {
+                "box": [round(v, 1) for v in face.box],
+                "emotion": EMOTIONS[face.label],
+                "width": round(face.width, 1),
+            }
+            for face in scene.faces
+        ]
+    path = folder / "truth.json"
+    path.write_text(json.dumps(truth, indent=1) + "\n")
+    return path
 
 
 def match_detections(truth: Sequence[SceneFace], boxes: Sequence[Sequence[float]]) -> list[int | None]:

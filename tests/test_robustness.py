@@ -51,7 +51,9 @@ def test_subset_is_seeded_and_bounded(faces: FaceDataset) -> None:
         subset(faces, 0)
 
 
-def test_robustness_command_prints_tables_and_records_cards(tiny_registry, fer_folders: Path, capsys) -> None:
+def test_robustness_command_prints_tables_and_records_cards(
+    tiny_registry, fer_folders: Path, tmp_path: Path, capsys
+) -> None:
     argv = [
         "robustness",
         "--models",
@@ -66,8 +68,13 @@ def test_robustness_command_prints_tables_and_records_cards(tiny_registry, fer_f
         "40",
         "30",
         "--record",
+        "--save-scenes",
+        str(tmp_path / "scenes"),
     ]
     assert main(argv) == 0
+    truth = json.loads((tmp_path / "scenes" / "truth.json").read_text())
+    assert sorted(truth) == ["scene_000.jpg", "scene_001.jpg"]
+    assert all((tmp_path / "scenes" / name).stat().st_size > 1000 for name in truth)
     out = capsys.readouterr().out
     assert "## Corruption suite (20 val faces" in out and "| low resolution |" in out
     assert "## Faces in scenes (2 photos" in out
