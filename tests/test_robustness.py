@@ -37,7 +37,6 @@ def test_corruption_suite_scores_every_corruption_and_severity(tiny_registry, fa
         assert all(len(row) == SEVERITIES for row in result["accuracy"].values())
         every = [v for row in result["accuracy"].values() for v in row]
         assert result["mean"] == pytest.approx(np.mean(every)) and result["count"] == len(faces)
-    assert corruption_suite(models, faces, seed=3) == results  # seeded
     table = corruption_table(results)
     assert table.count("\n") == len(CORRUPTIONS) + 3  # header, rule, clean, corruptions, mean
     assert f" {tiny_registry[0]} (severity 1/2/3) |" in table.splitlines()[0]
@@ -80,7 +79,7 @@ def test_robustness_command_prints_tables_and_records_cards(
     assert "## Faces in scenes (2 photos" in out
     scene_rows = [line for line in out.splitlines() if line.startswith(("| 40 |", "| 30 |"))]
     assert len(scene_rows) == 2 * len(tiny_registry)  # one per min face size and model
-    assert "recall @40" in out and "recall @30" in out and "detect ms/photo" in out
+    assert "recall @40" in out and "recall @30" in out and "detect ms/photo" in out and "CPU ms/photo" in out
     for name in tiny_registry:
         card = read_card(find_model(name).with_suffix(".json"))  # still valid against the schema
         entry = card["robustness"]

@@ -109,7 +109,11 @@ def test_a_missed_face_counts_wrong_and_false_detections_apart(
     assert score["accuracy"] == score["correct"] / score["faces"]
     assert score["found_accuracy"] == score["correct"] / score["found"]
     assert score["accuracy"] < score["found_accuracy"] or score["correct"] == 0
-    assert result["photos"] == 1 and result["detect_seconds_per_photo"] > 0
+    assert (
+        result["photos"] == 1
+        and result["detect_seconds_per_photo"] > 0
+        and result["cpu_seconds_per_photo"] > 0
+    )
     # Scene without its truth: every detection is false.
     empty = score_scenes([Scene(scene.jpeg, scene.size, [])], [model], detector)
     assert empty["false_detections"] == score["found"] + result["false_detections"]
