@@ -318,3 +318,85 @@ def reliability_chart(calibrations: Mapping[str, Mapping[str, Any]], title: str 
         xaxis={"range": [0, 1], "tickformat": ".0%", "title": "confidence (top probability)"},
         yaxis={"range": [0, 1], "tickformat": ".0%", "title": "share right"},
     )
+
+
+def corruption_chart(results: Mapping[str, Mapping[str, Any]]) -> go.Figure:
+    """Accuracy under each corruption by severity (0 = clean), one small chart per corruption.
+
+    `results` maps a model name to its recorded corruption suite (core.robustness.corruption_suite):
+    {"clean": accuracy, "accuracy": {corruption: [severity 1, 2, ...]}, "mean": accuracy}.
+    """
+    corruptions = list(dict.fromkeys(c for result in results.values() for c in result["accuracy"]))
+    panels = [*corruptions, "mean of all"]
+    columns = 4
+    rows = -(-len(panels) // columns)
+    figure = make_subplots(
+        rows=rows,
+        cols=columns,
+        subplot_titles=[p.replace("_", " ") for p in panels],
+        shared_yaxes=True,
+        vertical_spacing=0.16,
+    )
+    for index, (name, result) in enumerate(results.items()):
+        for number, panel in enumerate(panels):
+            if panel == "mean of all":
+                values = [result["clean"], result["mean"]]
+                severities: list[Any] = ["clean", "all"]
+            else:
+                values = [result["clean"], *result["accuracy"].get(panel, [])]
+                severities = ["clean", *range(1, len(values))]
+            figure.add_scatter(
+                x=[str(s) for s in severities],
+                y=values,
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                showlegend=number == 0,
+                line_color=model_colour(index),
+                hovertemplate="severity %{x}: %{y:.1%}<extra>" + name + " · " + panel + "</extra>",
+                row=number // columns + 1,
+                col=number % columns + 1,
+            )
+    figure.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return _layout(figure, "Accuracy under each corruption, by severity", 220 * rows + 80)
+
+
+def scenes_width_chart(results: Mapping[str, Mapping[str, Any]]) -> go.Figure:
+    """Faces in scenes by face width: each model's end-to-end accuracy (bars; misses count wrong)
+    and the detector's recall (line).
+
+    `results` maps a model name to its recorded scenes score (core.robustness.model_scenes):
+    {"bins": [{"low", "high", "faces", "accuracy", "recall", "found_accuracy"}, ...], ...}.
+    """
+    figure = go.Figure()
+    first: Mapping[str, Any] | None = None
+    for index, (name, result) in enumerate(results.items()):
+        first = first or result
+        bins = result["bins"]
+        figure.add_bar(
+            x=[f"{b['low']}–{b['high']} px" for b in bins],
+            y=[b["accuracy"] for b in bins],
+            name=f"{name}: end-to-end accuracy",
+            marker_color=model_colour(index),
+            customdata=[[b["faces"], b["found_accuracy"]] for b in bins],
+            hovertemplate="%{x}: %{y:.1%} of %{customdata[0]} faces"
+            " (found faces: %{customdata[1]:.1%})<extra>" + name + "</extra>",
+        )
+    if first is not None:
+        bins = first["bins"]
+        figure.add_scatter(
+            x=[f"{b['low']}–{b['high']} px" for b in bins],
+            y=[b["recall"] for b in bins],
+            mode="lines+markers",
+            name=f"faces found (min face {first.get('min_face_size', '?')} px)",
+            line={"color": "#555555", "dash": "dot"},
+            hovertemplate="%{x}: %{y:.1%} found<extra>detector</extra>",
+        )
+    return _layout(
+        figure,
+        "Faces in scenes: accuracy by face width",
+        340,
+        barmode="group",
+        yaxis={"tickformat": ".0%", "range": [0, 1.05]},
+        xaxis={"title": "face width in the photo"},
+    )

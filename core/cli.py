@@ -155,13 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-face-size",
         type=int,
         nargs="+",
-        default=[40],
-        help="detector minimum face size(s) in pixels for the scenes; several give a comparison "
-        "(--record stores the first)",
+        default=None,
+        help="detector minimum face size(s) in pixels for the scenes (default: the detector's); "
+        "several give a comparison (--record stores the first)",
     )
     robust.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
     robust.add_argument("--split", default="val")
     robust.add_argument("--record", action="store_true", help="store the results in each model card")
+    robust.add_argument(
+        "--save-scenes", default=None, metavar="DIR", help="also write the scene photos and truth.json here"
+    )
 
     commands.add_parser("models", help="list registered models")
     bench = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
@@ -501,9 +504,10 @@ def run_robustness(args: argparse.Namespace) -> int:
     from core.data import load_dataset
     from core.faces import FaceDetector
     from core.robustness import corruption_suite, corruption_table, record, scenes_table, subset, width_table
-    from core.scenes import make_scenes, score_scenes
+    from core.scenes import make_scenes, save_scenes, score_scenes
 
-    if args.scenes < 0 or any(size < 12 for size in args.min_face_size):
+    sizes: list[int | None] = args.min_face_size or [None]  # None: FaceDetector's default
+    if args.scenes < 0 or any(size is not None and size < 12 for size in sizes):
         raise ValueError("--scenes must be 0 or more and --min-face-size at least 12")
     if args.scenes == 0 and args.limit < 0:
         raise ValueError("nothing to run: --scenes 0 and --limit -1")
@@ -522,12 +526,17 @@ def run_robustness(args: argparse.Namespace) -> int:
     runs = []
     if args.scenes:
         scenes = list(make_scenes(faces.images, faces.labels, args.scenes, args.seed))
-        for size in args.min_face_size:
+        if args.save_scenes:
+            print(f"wrote {save_scenes(scenes, Path(args.save_scenes))}", file=sys.stderr)
+        for size in sizes:
+            detector = FaceDetector() if size is None else FaceDetector(min_face_size=size)
             started = time.perf_counter()
             print(
-                f"faces in scenes: {args.scenes} photos, min face {size} px ...", file=sys.stderr, flush=True
+                f"faces in scenes: {args.scenes} photos, min face {detector.min_face_size} px ...",
+                file=sys.stderr,
+                flush=True,
             )
-            runs.append(score_scenes(scenes, models, FaceDetector(min_face_size=size)))
+            runs.append(score_scenes(scenes, models, detector))
             runs[-1]["seed"] = args.seed
             print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
         count = sum(len(scene.faces) for scene in scenes)

@@ -8,8 +8,10 @@ from core.charts import (
     class_difference_chart,
     class_distribution_chart,
     confusion_heatmap,
+    corruption_chart,
     occlusion_chart,
     reliability_chart,
+    scenes_width_chart,
 )
 from core.cli import DATA_DEFAULT
 from core.data import DatasetError
@@ -187,6 +189,40 @@ else:
                 "region 1 the most attended: the regions the cluster-masked training removes "
                 "(`python -m core evaluate ... --record --regions-from MODEL`)."
             )
+
+    robustness = {
+        name: card["robustness"]
+        for name, _ in selection.keys
+        for card in selection.cards
+        if card["name"] == name and "robustness" in card
+    }
+    st.subheader("Robustness: real-photo test")
+    if not robustness:
+        st.info(
+            "No robustness test is recorded for models A and B: run `python -m core robustness --record`."
+        )
+    corrupted = {name: entry["corruptions"] for name, entry in robustness.items() if "corruptions" in entry}
+    if corrupted:
+        st.plotly_chart(corruption_chart(corrupted), key="corruptions")
+        counts = sorted({entry["count"] for entry in corrupted.values()})
+        st.caption(
+            f"FER2013 val faces ({', '.join(map(str, counts))}) damaged like real photos at three "
+            "severities (core/corruptions.py), in the style of ImageNet-C."
+        )
+    in_scenes = {name: entry["scenes"] for name, entry in robustness.items() if "scenes" in entry}
+    if in_scenes:
+        st.plotly_chart(scenes_width_chart(in_scenes), key="scenes")
+        st.caption(
+            "Faces in scenes: val faces composed into photos (tilted, scaled, lit, blurred, JPEG) and "
+            "read end to end by the app's pipeline; a face the detector misses counts as wrong. "
+            + "; ".join(
+                f"{name}: {entry['accuracy']:.1%} of {entry['faces']} faces right, {entry['recall']:.1%} found"
+                for name, entry in in_scenes.items()
+            )
+        )
+    commands = sorted({entry.get("command", "") for entry in robustness.values()} - {""})
+    if commands:
+        st.caption("Recorded by " + "; ".join(f"`{c}`" for c in commands))
 
 if selection.names:
     st.subheader("Confidence calibration")

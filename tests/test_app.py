@@ -240,6 +240,19 @@ def test_models_page_shows_recorded_evaluations(tiny_registry: list[str], fer_fo
     assert any(c.value.startswith(f"Regions: k-means (n=3) of {tiny_registry[0]}'s") for c in app.caption)
 
 
+def test_models_page_charts_the_recorded_robustness_test(tiny_registry: list[str], fer_folders: Path) -> None:
+    from core.cli import main
+
+    argv = ["robustness", "--data", str(fer_folders), "--scenes", "1", "--limit", "14", "--record"]
+    assert main(argv) == 0
+    app = open_page("pages/models.py")
+    no_errors(app)
+    # corruptions by severity, scenes by face width, class distribution
+    assert len(app.get("plotly_chart")) == 3
+    assert any("python -m core robustness" in c.value for c in app.caption)
+    assert not any("No robustness test" in info.value for info in app.info)
+
+
 def test_models_page_evaluates_a_dataset_with_a_progress_bar(
     tiny_registry: list[str], fer_folders: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
