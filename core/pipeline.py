@@ -20,20 +20,27 @@ from core.images import decode_image, fit_within, to_rgb
 from core.labels import EMOTIONS
 from core.predict import predict_proba
 from core.public import Limits
+from core.quality import FLAG_TEXT, readability_flags
 from core.registry import LoadedModel
 from core.saliency import attention_maps, explain
 
-CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS)
+CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS, "flags")
 
 
 @dataclass
 class FaceResult:
-    """One face: where it is, its 48x48 crop, and each model's probabilities and heatmap."""
+    """One face: where it is, its 48x48 crop, each model's probabilities and heatmap, and why it may be
+    read wrongly (core.quality flags: "small", "blurred", "dark"; empty when nothing is wrong)."""
 
     face: Face
     crop: np.ndarray
     probabilities: dict[str, np.ndarray]
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+    def warning(self) -> str:
+        """The flags in words ("too small to read reliably"), empty when there are none."""
+        return "; ".join(FLAG_TEXT[flag] for flag in self.flags)
 
     def top(self, model: str) -> tuple[str, float]:
         """The predicted emotion of a model and its probability."""
@@ -79,6 +86,7 @@ class Analysis:
             "faces": [
                 {
                     **result.face.as_dict(),
+                    "flags": list(result.flags),
                     "predictions": {
                         name: {
                             "emotion": result.top(name)[0],
@@ -117,6 +125,7 @@ class Analysis:
                         emotion,
                         f"{confidence:.4f}",
                         *(f"{p:.4f}" for p in probs),
+                        " ".join(result.flags),
                     ]
                 )
         return rows
@@ -177,6 +186,7 @@ def analyze(
             crop=crops[i],
             probabilities={name: probs[i] for name, probs in probabilities.items()},
             heatmaps={name: maps[i] for name, maps in heatmaps.items()},
+            flags=readability_flags(face, crops[i]),
         )
         for i, face in enumerate(faces)
     ]
@@ -256,6 +266,8 @@ def annotate(analysis: Analysis, model: str | None = None) -> Image.Image:
         if model is not None:
             emotion, confidence = result.top(model)
             label = f"{number}: {emotion} {confidence:.0%}"
+        if result.flags:
+            label += f" ({', '.join(result.flags)})"  # e.g. "(small)": too small to read reliably
         labels.append((result.face.crop_frame().corners(), label, result.agree()))
     draw_labels(picture, labels)
     return picture
