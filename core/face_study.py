@@ -185,10 +185,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def rotation_study(
     images: np.ndarray,
     labels: np.ndarray,
@@ -233,3 +229,7 @@ def rotation_study(
         )
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

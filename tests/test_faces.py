@@ -37,7 +37,7 @@ def test_no_face_in_a_blank_image(detector: FaceDetector) -> None:
 def test_photos_smaller_than_the_smallest_face_have_none(
     detector: FaceDetector, astronaut: Image.Image
 ) -> None:
-    # Shorter than min_face_size (40) on one side, before or after downscaling to max_side.
+    # Shorter than min_face_size (20) or MTCNN's 12 px floor on one side, before or after downscaling to max_side.
     for size in [(30, 30), (12, 12), (960, 12), (100, 20), (2000, 30), (0, 0), (5, 0)]:
         assert detector.detect(Image.new("RGB", size, "white")) == [], size
     assert detector.detect(astronaut.resize((39, 39))) == []
