@@ -49,10 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="smallest face in pixels (default: core.faces.PHOTO_MIN_FACE_SIZE)",
     )
     predict.add_argument(
-        "--no-align",
-        dest="align",
-        action="store_false",
-        help="crop faces upright, without levelling the eyes",
+        "--align",
+        action="store_true",
+        help="turn each face's crop so its eyes are level (default: upright)",
     )
     predict.add_argument("--threshold", type=float, default=0.9, help="face detector score threshold")
     predict.add_argument("--max-faces", type=int, default=20)

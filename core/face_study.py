@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.faces import FaceDetector
+from core.faces import MIN_ROLL_DEGREES, FaceDetector
 from core.pipeline import analyze, classify_faces
 from core.quality import brightness, sharpness
 from core.registry import LoadedModel
@@ -119,6 +119,12 @@ def timing_photos() -> dict[str, Image.Image]:
     }
 
 
+def aligned(detector: FaceDetector, min_roll: float) -> FaceDetector:
+    """The detector set to align faces tilted by min_roll degrees or more."""
+    detector.align, detector.min_roll = True, min_roll
+    return detector
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from core.bench import default_models
     from core.data import load_dataset
@@ -138,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="instead: this many val faces, tilted, detected, aligned or not",
     )
+    parser.add_argument("--min-roll", type=float, default=MIN_ROLL_DEGREES, help="align tilts from this on")
+    parser.add_argument("--angles", type=float, nargs="+", default=[0.0, 10.0, 20.0, 30.0])
     args = parser.parse_args(argv)
 
     models = default_models()
@@ -145,15 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     val = load_dataset(args.data, "val")
     if args.rotation:
         chosen = np.random.default_rng(args.seed).choice(len(val.labels), args.rotation, replace=False)
-        rotation_study(val.images[chosen], val.labels[chosen], models, [0.0, 10.0, 20.0, 30.0], args.seed)
+        rotation_study(val.images[chosen], val.labels[chosen], models, args.angles, args.seed, args.min_roll)
         return 0
     scenes = list(make_scenes(val.images, val.labels, args.scenes, args.seed))
     photos = timing_photos()
     report: dict[str, Any] = {"scenes": len(scenes), "faces": sum(len(s.faces) for s in scenes), "rows": []}
     records: dict[str, list[dict[str, Any]]] = {}
-    kinds = [("photo", lambda size: FaceDetector(min_face_size=size))]
+    kinds = [("photo", lambda size: FaceDetector(min_face_size=size, align=True, min_roll=args.min_roll))]
     if args.video:
-        kinds.append(("video", lambda size: video_detector(size)))
+        kinds.append(("video", lambda size: aligned(video_detector(size), args.min_roll)))
     for kind, make in kinds:
         for size in args.sizes:
             detector = make(size)
@@ -191,10 +199,11 @@ def rotation_study(
     models: Sequence[LoadedModel],
     angles: Sequence[float],
     seed: int = 0,
+    min_roll: float = MIN_ROLL_DEGREES,
 ) -> list[dict[str, Any]]:
     """FER2013 faces (N, 48, 48) as 240x240 photos tilted by each angle (degrees; sign drawn at random),
     through detection, then cropped aligned and upright: accuracy of each (misses wrong) per angle."""
-    detector = FaceDetector(min_face_size=40)
+    detector = FaceDetector(min_face_size=40, align=True, min_roll=min_roll)
     rng = np.random.default_rng(seed)
     rows = []
     for angle in angles:

@@ -127,7 +127,9 @@ class FaceDetector:
 
     min_face_size is in the photo's pixels (see PHOTO_MIN_FACE_SIZE). With align, each face's
     roll is its eyes' slope (tilts under MIN_ROLL_DEGREES count as upright), so its crop shows
-    the eyes level; without, every crop is upright.
+    the eyes level; without, every crop is upright. Alignment is off by default: on faces in scenes
+    and on tilted val faces it did not measure better than upright crops (README, "Alignment"),
+    FER2013's own faces being unaligned.
     """
 
     def __init__(
@@ -136,11 +138,13 @@ class FaceDetector:
         score_threshold: float = 0.9,
         max_faces: int = 20,
         max_side: int = 960,
-        align: bool = True,
+        align: bool = False,
+        min_roll: float = MIN_ROLL_DEGREES,
     ) -> None:
         from facenet_pytorch import MTCNN  # heavy import, kept local to the detector
 
         self.align = align
+        self.min_roll = min_roll
         self.min_face_size = min_face_size
         self.score_threshold = score_threshold
         self.max_faces = max_faces
@@ -190,7 +194,7 @@ class FaceDetector:
         self, box: tuple[float, float, float, float], landmarks: tuple[tuple[float, float], ...], score: float
     ) -> Face:
         roll = eye_roll(landmarks) if self.align else 0.0
-        return Face(box, landmarks, score, roll if abs(roll) >= MIN_ROLL_DEGREES else 0.0)
+        return Face(box, landmarks, score, roll if abs(roll) >= self.min_roll else 0.0)
 
 
 def crop_face(image: Image.Image, face: Face, size: int = CROP_SIZE) -> np.ndarray:

@@ -30,7 +30,7 @@ CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "con
 @dataclass
 class FaceResult:
     """One face: where it is, its 48x48 crop, each model's probabilities and heatmap, and why it may be
-    read wrongly (core.quality flags: "small", "blurred", "dark"; empty when nothing is wrong)."""
+    read wrongly (core.quality flags: "small", "blurred"; empty when nothing is wrong)."""
 
     face: Face
     crop: np.ndarray

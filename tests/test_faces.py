@@ -113,9 +113,8 @@ def eye_slope(detector: FaceDetector, crop: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("degrees", [20, -25])
-def test_alignment_levels_a_tilted_portraits_eyes(
-    detector: FaceDetector, astronaut: Image.Image, degrees: float
-) -> None:
+def test_alignment_levels_a_tilted_portraits_eyes(astronaut: Image.Image, degrees: float) -> None:
+    detector = FaceDetector(align=True)
     upright = crop_face(astronaut, detector.detect(astronaut)[0]).astype(float)
     tilted = astronaut.rotate(degrees, resample=Image.Resampling.BICUBIC, center=FACE_CENTRE)
     face = detector.detect(tilted)[0]
@@ -133,10 +132,11 @@ def test_alignment_levels_a_tilted_portraits_eyes(
 
 def test_small_tilts_and_unaligned_detectors_crop_upright(astronaut: Image.Image) -> None:
     # The astronaut tilts her head about 2 degrees: below MIN_ROLL_DEGREES, left as it is.
-    face = FaceDetector().detect(astronaut)[0]
+    face = FaceDetector(align=True).detect(astronaut)[0]
     assert face.roll == 0.0 and 0 < abs(eye_roll(face.landmarks)) < MIN_ROLL_DEGREES
     tilted = astronaut.rotate(20, center=FACE_CENTRE)
-    assert FaceDetector(align=False).detect(tilted)[0].roll == 0.0
+    assert FaceDetector().detect(tilted)[0].roll == 0.0  # alignment is off by default
+    assert FaceDetector(align=True, min_roll=30).detect(tilted)[0].roll == 0.0
     frame = face.crop_frame()
     left, top, right, bottom = face.crop_box()
     assert frame.bounds() == (left, top, right, bottom) and frame.angle == 0.0

@@ -9,7 +9,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from core.faces import crop_face
+from core.faces import FaceDetector, crop_face
 from core.pipeline import add_saliency, analyze, annotate
 from core.registry import load_model
 
@@ -84,7 +84,7 @@ def test_tilted_face_is_classified_explained_and_outlined_on_one_turned_square(
 ) -> None:
     tilted = astronaut.rotate(25, resample=Image.Resampling.BICUBIC, center=(224, 117))
     models = [load_model(name) for name in tiny_registry]
-    analysis = analyze(tilted, models, detector, cam_method="gradcam")
+    analysis = analyze(tilted, models, FaceDetector(align=True), cam_method="gradcam")
     face = analysis.faces[0].face
     assert face.roll < -15
     assert np.array_equal(analysis.faces[0].crop, crop_face(tilted, face))
