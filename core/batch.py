@@ -115,7 +115,8 @@ class TableWriter:
                     f"{name}: {face.top(name)[0]} {face.top(name)[1]:.0%}" for name in analysis.models
                 )
                 agreement = "" if face.agree() else "  (models disagree)"
-                lines.append(f"{source}  face {number} [{x1},{y1},{x2},{y2}]  {verdicts}{agreement}")
+                warning = f"  ({face.warning()})" if face.flags else ""
+                lines.append(f"{source}  face {number} [{x1},{y1},{x2},{y2}]  {verdicts}{agreement}{warning}")
         print("\n".join(lines), file=self.out, flush=True)
 
     def close(self) -> None:

@@ -44,7 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
         "row with their status) to OUT, or to stdout instead of the table",
     )
     predict.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
-    predict.add_argument("--min-face-size", type=int, default=40, help="smallest face in pixels")
+    predict.add_argument(
+        "--min-face-size",
+        type=int,
+        default=None,
+        help="smallest face in pixels (default: core.faces.PHOTO_MIN_FACE_SIZE)",
+    )
+    predict.add_argument(
+        "--align",
+        action="store_true",
+        help="turn each face's crop so its eyes are level (default: upright)",
+    )
     predict.add_argument("--threshold", type=float, default=0.9, help="face detector score threshold")
     predict.add_argument("--max-faces", type=int, default=20)
 
@@ -258,7 +268,11 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ValueError("--json and --csv both write to stdout: give --csv a file name")
     paths = image_paths(args.paths)
     models = _models(args.models)
-    detector = FaceDetector(args.min_face_size, args.threshold, args.max_faces)
+    from core.faces import PHOTO_MIN_FACE_SIZE
+
+    detector = FaceDetector(
+        args.min_face_size or PHOTO_MIN_FACE_SIZE, args.threshold, args.max_faces, align=args.align
+    )
     with ExitStack() as stack:
         to_stdout = JsonWriter if args.json else CsvWriter if args.csv == "-" else TableWriter
         writers: list[ResultWriter] = [to_stdout(sys.stdout)]

@@ -20,20 +20,27 @@ from core.images import decode_image, fit_within, to_rgb
 from core.labels import EMOTIONS
 from core.predict import predict_proba
 from core.public import Limits
+from core.quality import FLAG_TEXT, readability_flags
 from core.registry import LoadedModel
 from core.saliency import attention_maps, explain
 
-CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS)
+CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS, "flags")
 
 
 @dataclass
 class FaceResult:
-    """One face: where it is, its 48x48 crop, and each model's probabilities and heatmap."""
+    """One face: where it is, its 48x48 crop, each model's probabilities and heatmap, and why it may be
+    read wrongly (core.quality flags: "small", "blurred"; empty when nothing is wrong)."""
 
     face: Face
     crop: np.ndarray
     probabilities: dict[str, np.ndarray]
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+    def warning(self) -> str:
+        """The flags in words ("too small to read reliably"), empty when there are none."""
+        return "; ".join(FLAG_TEXT[flag] for flag in self.flags)
 
     def top(self, model: str) -> tuple[str, float]:
         """The predicted emotion of a model and its probability."""
@@ -79,6 +86,7 @@ class Analysis:
             "faces": [
                 {
                     **result.face.as_dict(),
+                    "flags": list(result.flags),
                     "predictions": {
                         name: {
                             "emotion": result.top(name)[0],
@@ -117,6 +125,7 @@ class Analysis:
                         emotion,
                         f"{confidence:.4f}",
                         *(f"{p:.4f}" for p in probs),
+                        " ".join(result.flags),
                     ]
                 )
         return rows
@@ -177,6 +186,7 @@ def analyze(
             crop=crops[i],
             probabilities={name: probs[i] for name, probs in probabilities.items()},
             heatmaps={name: maps[i] for name, maps in heatmaps.items()},
+            flags=readability_flags(face, crops[i]),
         )
         for i, face in enumerate(faces)
     ]
@@ -256,21 +266,35 @@ def annotate(analysis: Analysis, model: str | None = None) -> Image.Image:
         if model is not None:
             emotion, confidence = result.top(model)
             label = f"{number}: {emotion} {confidence:.0%}"
-        labels.append((result.face.box, label, result.agree()))
+        if result.flags:
+            label += f" ({', '.join(result.flags)})"  # e.g. "(small)": too small to read reliably
+        labels.append((result.face.crop_frame().corners(), label, result.agree()))
     draw_labels(picture, labels)
     return picture
 
 
-def draw_labels(picture: Image.Image, labels: Sequence[tuple[tuple[float, ...], str, bool]]) -> None:
-    """Draw (box, label, models agree) onto a picture in place: green boxes where the models agree,
-    yellow where they don't, each label on a filled strip above its box (below at the top edge)."""
+Outline = Sequence[float] | Sequence[tuple[float, float]]
+
+
+def draw_labels(picture: Image.Image, labels: Sequence[tuple[Outline, str, bool]]) -> None:
+    """Draw (outline, label, models agree) onto a picture in place: green where the models agree, yellow
+    where they don't, each label on a filled strip above its outline (below at the top edge).
+
+    An outline is a box (x1, y1, x2, y2) or the corners of a polygon, such as a face's turned crop square.
+    """
     draw = ImageDraw.Draw(picture)
     line = max(2, round(max(picture.size) / 300))
     font = ImageFont.load_default(size=max(12, round(max(picture.size) / 40)))
-    for box, label, agree in labels:
-        x1, y1, x2, y2 = box
+    for outline, label, agree in labels:
         colour = (46, 204, 113) if agree else (241, 196, 15)
-        draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
+        if isinstance(outline[0], tuple | list):
+            corners = [(float(x), float(y)) for x, y in outline]  # type: ignore[misc]
+            draw.polygon(corners, outline=colour, width=line)
+            xs, ys = zip(*corners, strict=True)
+            x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+        else:
+            x1, y1, x2, y2 = (float(v) for v in outline)  # type: ignore[arg-type]
+            draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
         left, top, right, bottom = draw.textbbox((x1, y1), label, font=font)
         y = y1 - (bottom - top) - 2 * line if y1 - (bottom - top) - 2 * line > 0 else y2 + line
         draw.rectangle((x1, y, x1 + right - left + 2 * line, y + bottom - top + 2 * line), fill=colour)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from core.architectures import cam_layers
-from core.faces import Face
+from core.faces import CropFrame, Face
 from core.predict import calibrated_softmax
 from core.preprocess import centre_offset, spec, to_tensor
 from core.registry import LoadedModel
@@ -104,17 +104,52 @@ def overlay_on_crop(crop: np.ndarray, heatmap: np.ndarray, weight: float = 0.5) 
 def overlay_on_photo(
     photo: Image.Image, faces: list[Face], heatmaps: list[np.ndarray], weight: float = 0.5
 ) -> Image.Image:
-    """The photo with each face's heatmap blended into its crop box."""
+    """The photo with each face's heatmap blended into its crop square (turned with the face)."""
     result = np.asarray(photo.convert("RGB")).astype(np.float32) / 255.0
     height, width = result.shape[:2]
     for face, heatmap in zip(faces, heatmaps, strict=True):
-        left, top, right, bottom = face.crop_box()
-        side = right - left
-        small = Image.fromarray((heatmap * 255).astype(np.uint8))
-        resized = np.asarray(small.resize((side, side), Image.Resampling.BILINEAR)) / 255.0
+        frame = face.crop_frame()
+        left, top, right, bottom = frame.bounds()
         x1, y1, x2, y2 = max(left, 0), max(top, 0), min(right, width), min(bottom, height)
         if x1 >= x2 or y1 >= y2:
             continue
-        region = resized[y1 - top : y2 - top, x1 - left : x2 - left]
-        result[y1:y2, x1:x2] = _blend(result[y1:y2, x1:x2], region, weight) / 255.0
+        heat, cover = crop_to_photo(frame, np.asarray(heatmap, np.float32), (x1, y1, x2, y2))
+        region = result[y1:y2, x1:x2]
+        blended = _blend(region, heat, weight) / 255.0
+        result[y1:y2, x1:x2] = cover[..., None] * blended + (1 - cover[..., None]) * region
     return Image.fromarray((result * 255).round().astype(np.uint8))
+
+
+def crop_to_photo(
+    frame: CropFrame, values: np.ndarray, bounds: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A map on the crop's grid (S, S) laid onto the photo pixels within bounds (left, top, right,
+    bottom): the map's values there and how much of each pixel the crop square covers (0 to 1)."""
+    left, top, right, bottom = bounds
+    size = values.shape[0]
+    (rx, ry), (dx, dy) = frame.axes()
+    scale = size / frame.side
+    # Pillow maps output (photo) pixels to input (crop grid) pixels: the inverse of crop_face's turn.
+    # The grid is padded by one cell (the map by its edge, the cover by 0), so bilinear sampling keeps
+    # the map's values up to the square's edge and the cover fades out across it.
+    ox, oy = left - frame.cx, top - frame.cy
+    middle = size / 2 + 1
+    coefficients = (
+        scale * rx,
+        scale * ry,
+        scale * (rx * ox + ry * oy) + middle,
+        scale * dx,
+        scale * dy,
+        scale * (dx * ox + dy * oy) + middle,
+    )
+
+    def place(grid: np.ndarray) -> np.ndarray:
+        image = Image.fromarray(grid.astype(np.float32), mode="F")
+        out = (right - left, bottom - top)
+        return np.asarray(
+            image.transform(out, Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR)
+        )
+
+    padded = np.pad(values, 1, mode="edge")
+    cover = np.pad(np.ones_like(values), 1)
+    return place(padded), np.clip(place(cover), 0.0, 1.0)

@@ -33,6 +33,8 @@ def face_card(number: int, face: FaceResult, models: list[str], key: str) -> dic
     with st.container(border=True):
         title, badge = st.columns([3, 2], vertical_alignment="center")
         title.markdown(f"**Face {number}** · detector confidence {face.face.score:.2f}")
+        if face.flags:
+            title.caption(f":material/warning: {face.warning()}: treat its label with care")
         if len(models) >= 2:
             if face.agree():
                 badge.badge(

@@ -103,6 +103,18 @@ def test_analyze_sample_shows_one_face_with_both_models(tiny_registry: list[str]
     ]
 
 
+def test_a_face_too_small_to_read_is_flagged_next_to_its_label(tiny_registry: list[str], astronaut) -> None:
+    app = open_page("pages/analyze.py")
+    assert not any("to read reliably" in caption.value for caption in app.caption), (
+        "the sample's face is large"
+    )
+    small = astronaut.resize((130, 130))  # the face is about 22 pixels wide
+    app.file_uploader(key="analyze_upload").upload("small.jpg", jpeg(small), "image/jpeg").run()
+    no_errors(app)
+    assert {metric.label: metric.value for metric in app.metric}["Faces found"] == "1"
+    assert any("too small to read reliably" in caption.value for caption in app.caption)
+
+
 def test_analyze_explains_a_chosen_class_with_another_method(tiny_registry: list[str]) -> None:
     app = open_page("pages/analyze.py")
     app.selectbox(key="cam_method").set_value("gradcam++")

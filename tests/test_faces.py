@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.faces import FaceDetector, as_box, crop_face, largest_face_crop
+from core.faces import MIN_ROLL_DEGREES, FaceDetector, as_box, crop_face, eye_roll, largest_face_crop
 
 # The astronaut's face in skimage.data.astronaut() (512x512): roughly x 180-270, y 60-175.
 FACE_CENTRE = (224, 117)
@@ -35,7 +37,7 @@ def test_no_face_in_a_blank_image(detector: FaceDetector) -> None:
 def test_photos_smaller_than_the_smallest_face_have_none(
     detector: FaceDetector, astronaut: Image.Image
 ) -> None:
-    # Shorter than min_face_size (40) on one side, before or after downscaling to max_side.
+    # Shorter than min_face_size (20) or MTCNN's 12 px floor on one side, before or after downscaling to max_side.
     for size in [(30, 30), (12, 12), (960, 12), (100, 20), (2000, 30), (0, 0), (5, 0)]:
         assert detector.detect(Image.new("RGB", size, "white")) == [], size
     assert detector.detect(astronaut.resize((39, 39))) == []
@@ -100,3 +102,88 @@ def test_as_box_takes_exactly_four_numbers_as_floats() -> None:
     for wrong in ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0, 5.0]):
         with pytest.raises(ValueError):
             as_box(wrong)
+
+
+def eye_slope(detector: FaceDetector, crop: np.ndarray) -> float:
+    """The eyes' slope (degrees) that MTCNN finds in a 48x48 crop, upscaled so it can find the face."""
+    photo = Image.fromarray(crop).resize((192, 192), Image.Resampling.BICUBIC).convert("RGB")
+    faces = FaceDetector(min_face_size=60, align=False).detect(photo)
+    assert faces, "no face in the crop"
+    return eye_roll(faces[0].landmarks)
+
+
+@pytest.mark.parametrize("degrees", [20, -25])
+def test_alignment_levels_a_tilted_portraits_eyes(astronaut: Image.Image, degrees: float) -> None:
+    detector = FaceDetector(align=True)
+    upright = crop_face(astronaut, detector.detect(astronaut)[0]).astype(float)
+    tilted = astronaut.rotate(degrees, resample=Image.Resampling.BICUBIC, center=FACE_CENTRE)
+    face = detector.detect(tilted)[0]
+    assert abs(face.roll + degrees) < 8  # Pillow turns counter-clockwise; the roll is clockwise
+    aligned = crop_face(tilted, face)
+    plain = crop_face(tilted, FaceDetector(align=False).detect(tilted)[0])
+    assert abs(eye_slope(detector, aligned)) < 6
+    assert abs(eye_slope(detector, plain)) > 12
+
+    def likeness(crop: np.ndarray) -> float:
+        return float(np.corrcoef(crop.astype(float).ravel(), upright.ravel())[0, 1])
+
+    assert likeness(aligned) > 0.75 and likeness(aligned) > likeness(plain) + 0.2
+
+
+def test_small_tilts_and_unaligned_detectors_crop_upright(astronaut: Image.Image) -> None:
+    # The astronaut tilts her head about 2 degrees: below MIN_ROLL_DEGREES, left as it is.
+    face = FaceDetector(align=True).detect(astronaut)[0]
+    assert face.roll == 0.0 and 0 < abs(eye_roll(face.landmarks)) < MIN_ROLL_DEGREES
+    tilted = astronaut.rotate(20, center=FACE_CENTRE)
+    assert FaceDetector().detect(tilted)[0].roll == 0.0  # alignment is off by default
+    assert FaceDetector(align=True, min_roll=30).detect(tilted)[0].roll == 0.0
+    frame = face.crop_frame()
+    left, top, right, bottom = face.crop_box()
+    assert frame.bounds() == (left, top, right, bottom) and frame.angle == 0.0
+
+
+def test_turned_crop_square_keeps_its_centre_and_side(astronaut: Image.Image) -> None:
+    face = replace(FaceDetector().detect(astronaut)[0], roll=30.0)
+    frame = face.crop_frame()
+    corners = np.array(frame.corners())
+    assert np.allclose(corners.mean(axis=0), (frame.cx, frame.cy))
+    sides = np.linalg.norm(np.diff(np.vstack([corners, corners[:1]]), axis=0), axis=1)
+    assert np.allclose(sides, frame.side)
+    top_edge = corners[1] - corners[0]
+    assert np.isclose(np.degrees(np.arctan2(top_edge[1], top_edge[0])), 30.0)
+    as_dict = face.as_dict()
+    assert as_dict["roll"] == 30.0 and len(as_dict["crop_corners"]) == 4
+
+
+class CountingImage:
+    """A photo that records the regions read from it (every read of crop_face goes through crop)."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.image, self.width, self.height, self.reads = image, image.width, image.height, []
+
+    def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        self.reads.append(box)
+        return self.image.crop(box)
+
+    def convert(self, mode: str) -> Image.Image:
+        raise AssertionError("crop_face converted the whole photo")
+
+
+@pytest.mark.parametrize("roll", [0.0, 25.0])
+def test_crop_reads_only_the_pixels_around_the_face(astronaut: Image.Image, roll: float) -> None:
+    big = Image.new("RGB", (4000, 3000), (120, 120, 120))
+    big.paste(astronaut, (1000, 1000))
+    face = replace(FaceDetector().detect(astronaut)[0], roll=roll)
+    face = replace(face, box=as_box(v + 1000 for v in face.box))
+    photo = CountingImage(big)
+    crop = crop_face(photo, face)  # type: ignore[arg-type]
+    ((x1, y1, x2, y2),) = photo.reads
+    assert (x2 - x1) * (y2 - y1) < 2 * (face.crop_frame().side + 2) ** 2
+    assert np.array_equal(crop, crop_face(big, face))
+
+
+def test_turned_crop_past_the_border_repeats_edges(astronaut: Image.Image) -> None:
+    shifted = astronaut.crop((170, 70, 512, 512))
+    face = replace(FaceDetector().detect(shifted)[0], roll=30.0)
+    crop = crop_face(shifted, face)
+    assert (crop == 0).mean() < 0.05

@@ -9,6 +9,7 @@ import json
 import numpy as np
 from PIL import Image
 
+from core.faces import FaceDetector, crop_face
 from core.pipeline import add_saliency, analyze, annotate
 from core.registry import load_model
 
@@ -76,3 +77,27 @@ def test_no_face_is_a_normal_result(tiny_registry: list[str], detector) -> None:
     analysis = analyze(Image.new("RGB", (200, 150), (120, 120, 120)), [load_model("tiny_a")], detector)
     assert analysis.faces == [] and analysis.to_dict()["faces"] == []
     assert annotate(analysis).size == (200, 150)
+
+
+def test_tilted_face_is_classified_explained_and_outlined_on_one_turned_square(
+    tiny_registry: list[str], detector, astronaut: Image.Image
+) -> None:
+    tilted = astronaut.rotate(25, resample=Image.Resampling.BICUBIC, center=(224, 117))
+    models = [load_model(name) for name in tiny_registry]
+    analysis = analyze(tilted, models, FaceDetector(align=True), cam_method="gradcam")
+    face = analysis.faces[0].face
+    assert face.roll < -15
+    assert np.array_equal(analysis.faces[0].crop, crop_face(tilted, face))
+    frame = face.crop_frame()
+    corners = np.array(frame.corners())
+
+    picture = np.asarray(annotate(analysis)).astype(int)
+    drawn = np.abs(picture - np.asarray(tilted).astype(int)).sum(axis=2) > 60
+    for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+        x, y = np.round((start + end) / 2).astype(int)  # the middle of each side of the turned square
+        assert drawn[y - 3 : y + 4, x - 3 : x + 4].any(), (x, y)
+    x1, y1, x2, y2 = face.crop_box()
+    # The upright square's corners stick out of the turned one: nothing is drawn there.
+    for x, y in [(x1, y1), (x2, y1), (x1, y2), (x2, y2)]:
+        if 3 <= x < tilted.width - 3 and 3 <= y < tilted.height - 3:
+            assert not drawn[y - 3 : y + 4, x - 3 : x + 4].any(), (x, y)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from core.architectures import architectures, cam_layer, create_model
-from core.faces import crop_face
+from core.faces import FaceDetector, crop_face
 from core.registry import LoadedModel
 from core.saliency import CAM_METHODS, attention_maps, overlay_on_crop, overlay_on_photo
 
@@ -153,3 +153,28 @@ def test_cam_layer_weights_are_saved_once_and_older_files_still_load(name: str) 
     fresh = create_model(name)
     fresh.load_state_dict(older)  # strict: an unexpected key would fail here
     assert all(torch.equal(fresh.state_dict()[key], value) for key, value in state.items())
+
+
+def test_overlay_on_a_tilted_face_lands_where_its_crop_came_from(astronaut: Image.Image) -> None:
+    tilted = astronaut.rotate(-25, resample=Image.Resampling.BICUBIC, center=(224, 117))
+    face = FaceDetector(align=True).detect(tilted)[0]
+    assert face.roll > 15
+    # A red dot on the left eye: find where the crop shows it, heat only that spot, and the
+    # overlay must light up the photo at the eye again.
+    eye = np.round(face.landmarks[0]).astype(int)
+    marked = np.asarray(tilted).copy()
+    marked[eye[1] - 2 : eye[1] + 3, eye[0] - 2 : eye[0] + 3] = (255, 255, 255)
+    crop = crop_face(Image.fromarray(marked), face).astype(int) - crop_face(tilted, face).astype(int)
+    row, col = np.unravel_index(np.argmax(crop), crop.shape)
+    heat = np.zeros((48, 48), np.float32)
+    heat[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2] = 1.0
+    placed = np.asarray(overlay_on_photo(tilted, [face], [heat])).astype(int)
+    # Jet colours: hot is red, cold is blue; the pixel turned reddest is the hot spot.
+    before = np.asarray(tilted).astype(int)
+    redness = (placed[..., 0] - placed[..., 2]) - (before[..., 0] - before[..., 2])
+    y, x = np.unravel_index(np.argmax(redness), redness.shape)
+    assert np.hypot(x - eye[0], y - eye[1]) < face.crop_frame().side / 48 * 3
+    left, top, right, bottom = face.crop_frame().bounds()
+    outside = np.ones(redness.shape, bool)
+    outside[max(top, 0) : bottom, max(left, 0) : right] = False
+    assert np.array_equal(before[outside], placed[outside])
