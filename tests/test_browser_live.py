@@ -80,6 +80,15 @@ def in_streamer(driver, check) -> bool:
         driver.switch_to.default_content()
 
 
+def enter_streamer(driver) -> None:
+    """Switch into the streamlit-webrtc iframe once the page has drawn it (it comes after the page text)."""
+    from selenium.webdriver.common.by import By
+
+    selector = 'iframe[title*="webrtc"]'
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, selector), 60, "the camera component")
+    driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, selector))
+
+
 def press(driver, label: str) -> None:
     """Click the streamlit-webrtc button with this label, inside the component's iframe."""
     from selenium.webdriver.common.by import By
@@ -108,8 +117,7 @@ def test_the_live_stream_comes_back_with_labelled_boxes(
     ):
         open_page(driver, url, "live")
         assert "Press Start and allow the camera" in body_text(driver)
-        frame = driver.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]')
-        driver.switch_to.frame(frame)
+        enter_streamer(driver)
         wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
         press(driver, "start")
         counts: list[int] = []
@@ -137,7 +145,6 @@ def test_the_live_stream_comes_back_with_labelled_boxes(
 def test_a_refused_or_missing_camera_is_explained(
     tmp_path: Path, isolated_home: Path, tiny_registry: list[str]
 ) -> None:
-    from selenium.webdriver.common.by import By
 
     cases = {
         "NotAllowedError": ("--use-fake-ui-for-media-stream=deny", "--use-fake-device-for-media-stream"),
@@ -147,7 +154,7 @@ def test_a_refused_or_missing_camera_is_explained(
         for error, flags in cases.items():
             with chromium(flags=flags) as driver:
                 open_page(driver, url, "live")
-                driver.switch_to.frame(driver.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]'))
+                enter_streamer(driver)
                 wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
                 press(driver, "start")
                 wait_for(driver, lambda d, e=error: e in body_text(d), 30, f"the browser's {error}")
@@ -175,8 +182,7 @@ def test_a_stream_stops_at_its_maximum_length(
         chromium(flags=flags) as driver,
     ):
         open_page(driver, url, "live")
-        streamer = driver.find_element(By.CSS_SELECTOR, 'iframe[title*="webrtc"]')
-        driver.switch_to.frame(streamer)
+        enter_streamer(driver)
         wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
         press(driver, "start")
         driver.switch_to.default_content()
