@@ -15,6 +15,7 @@ from core.data import FaceDataset, load_dataset
 from core.evaluation import dataset_logits, evaluate_model
 from core.preprocess import DEFAULT_PREPROCESSING
 from core.registry import find_model, load_model, save_model, update_card
+from core.train_options import portable_path
 from core.training import hardware_description
 
 
@@ -200,7 +201,7 @@ def calibrate_models(
             report["accuracy"] = _accuracy_against(faces.labels, average, member_probabilities)
             reports[name] = report
     for name, report in reports.items():
-        report.update(fitted_on=where, data=str(data), split=split)
+        report.update(fitted_on=where, data=portable_path(data), split=split)
         if command:
             report["command"] = command
         if record and not is_ensemble_name(name):

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 # FER2013 beside the repository (not beside the current folder: the app may start anywhere).
 DATA_DEFAULT = str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "fer2013")
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def portable_path(path: str | Path) -> str:
+    """A path as a card records it: relative to the repository when it lies beside it (the FER2013
+    default reads '../shared/datasets/fer2013' on any machine), otherwise as given."""
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(REPOSITORY.parent):
+        return os.path.relpath(resolved, REPOSITORY)
+    return str(path)
+
+
 SCHEMES = ("baseline", "masked")
 MASK_MODES = ("random", "expand")
 CLUSTER_SCOPES = ("image", "dataset")
