@@ -120,7 +120,48 @@ def main(argv: list[str] | None = None) -> int:
             wait_for(driver, lambda d: "Face track" in body_text(d), what="the video's tracks", timeout=300)
             wait_until_idle(driver)
             print(screenshot(driver, args.out / "video.png", width=args.width))
+        print(live_screenshot(home, Path(scratch), args.out / "live.png", args.width))
     return 0
+
+
+def live_screenshot(home: Path, scratch: Path, out: Path, width: int) -> Path:
+    """The Live page streaming Chromium's fake camera (the drifting portrait) through both models,
+    over loopback-only ICE, as tests/test_browser_live.py does."""
+    from tests.test_browser_live import (
+        AGREE,
+        COUNT_BOX_PIXELS,
+        DISAGREE,
+        camera_flags,
+        start_stream,
+        write_y4m,
+    )
+
+    flags = camera_flags(write_y4m(scratch / "portrait.y4m", frames=60))
+    env = {"FER_STUDIO_LIVE_LOOPBACK": "1", "FER_STUDIO_ICE_SERVERS": ""}
+    with (
+        running_app(home, scratch / "streamlit-live.log", env=env) as url,
+        chromium(width=width, flags=flags) as driver,
+    ):
+        open_page(driver, url, "")  # the landing page first: the sidebar then has the model pickers
+        open_page(driver, url, "live")
+        start_stream(driver)
+        wait_for(
+            driver,
+            lambda d: int(d.execute_script(COUNT_BOX_PIXELS, [AGREE, DISAGREE])) > 300,
+            120,
+            "a labelled box on the stream",
+        )
+        driver.switch_to.default_content()
+        wait_for(driver, lambda d: "Live status:" in body_text(d), 60, "the live status line")
+        from selenium.webdriver.common.by import By
+
+        wait_for(
+            driver,
+            lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]'),
+            30,
+            "the chart",
+        )
+        return screenshot(driver, out, width=width)
 
 
 def walking_clip(path: Path, seconds: float = 4.0, fps: int = 15) -> Path:

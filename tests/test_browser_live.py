@@ -97,19 +97,30 @@ def press(driver, label: str) -> None:
     button.click()
 
 
-def test_the_live_stream_comes_back_with_labelled_boxes(
-    tmp_path: Path, isolated_home: Path, tiny_registry: list[str]
-) -> None:
-    from selenium.webdriver.common.by import By
-
-    camera = write_y4m(tmp_path / "portrait.y4m")
-    flags = (
+def camera_flags(camera: Path) -> tuple[str, ...]:
+    """Chromium's flags for a fake camera playing `camera` (a .y4m) without asking, over loopback ICE."""
+    return (
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={camera}",
         "--allow-loopback-in-peer-connection",
         "--autoplay-policy=no-user-gesture-required",
     )
+
+
+def start_stream(driver) -> None:
+    """Inside the camera component, wait for Start and press it (the driver stays in the iframe)."""
+    enter_streamer(driver)
+    wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
+    press(driver, "start")
+
+
+def test_the_live_stream_comes_back_with_labelled_boxes(
+    tmp_path: Path, isolated_home: Path, tiny_registry: list[str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    flags = camera_flags(write_y4m(tmp_path / "portrait.y4m"))
     env = {"FER_STUDIO_LIVE_LOOPBACK": "1", "FER_STUDIO_ICE_SERVERS": ""}
     with (
         running_app(isolated_home, tmp_path / "streamlit.log", env=env) as url,
@@ -117,9 +128,7 @@ def test_the_live_stream_comes_back_with_labelled_boxes(
     ):
         open_page(driver, url, "live")
         assert "Press Start and allow the camera" in body_text(driver)
-        enter_streamer(driver)
-        wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
-        press(driver, "start")
+        start_stream(driver)
         counts: list[int] = []
 
         def boxes_seen(d) -> bool:
@@ -154,9 +163,7 @@ def test_a_refused_or_missing_camera_is_explained(
         for error, flags in cases.items():
             with chromium(flags=flags) as driver:
                 open_page(driver, url, "live")
-                enter_streamer(driver)
-                wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
-                press(driver, "start")
+                start_stream(driver)
                 wait_for(driver, lambda d, e=error: e in body_text(d), 30, f"the browser's {error}")
                 driver.switch_to.default_content()
                 text = body_text(driver)
@@ -169,22 +176,14 @@ def test_a_stream_stops_at_its_maximum_length(
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    camera = write_y4m(tmp_path / "portrait.y4m", frames=10)
-    flags = (
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={camera}",
-        "--allow-loopback-in-peer-connection",
-    )
+    flags = camera_flags(write_y4m(tmp_path / "portrait.y4m", frames=10))
     env = {"FER_STUDIO_LIVE_LOOPBACK": "1", "FER_STUDIO_MAX_STREAM_SECONDS": "3"}
     with (
         running_app(isolated_home, tmp_path / "streamlit.log", env=env) as url,
         chromium(flags=flags) as driver,
     ):
         open_page(driver, url, "live")
-        enter_streamer(driver)
-        wait_for(driver, lambda d: has_button(d, "start"), 60, "the Start button")
-        press(driver, "start")
+        start_stream(driver)
         driver.switch_to.default_content()
         wait_for(driver, lambda d: "reached the limit of 3 s" in body_text(d), 120, "the end of the stream")
 
