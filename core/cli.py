@@ -119,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--csv", default=None, help="write one row per frame, face and model here")
     video.add_argument("--json", action="store_true", help="print JSON: per-track summary and every face")
     video.add_argument("--annotated", default=None, help="write the video with boxes and labels here (.mp4)")
-    video.add_argument("--min-face-size", type=int, default=40, help="smallest face in pixels")
+    video.add_argument(
+        "--min-face-size", type=int, help="smallest face in pixels (default: core.faces.VIDEO_MIN_FACE_SIZE)"
+    )
     video.add_argument(
         "--detect-side",
         type=int,
@@ -446,7 +448,9 @@ def run_video(args: argparse.Namespace) -> int:
     )
     info = probe(args.path, settings.limits)  # a bad file fails here, before models load
     models = _models(args.models)
-    detector = video_detector(args.min_face_size, detect_side=args.detect_side)
+    from core.faces import VIDEO_MIN_FACE_SIZE
+
+    detector = video_detector(args.min_face_size or VIDEO_MIN_FACE_SIZE, detect_side=args.detect_side)
     with tqdm(total=info.frame_count, unit="frame", file=sys.stderr, desc=Path(args.path).name) as bar:
 
         def advance(done: int, total: int | None) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.faces import Face, FaceDetector, crop_face
+from core.faces import VIDEO_MIN_FACE_SIZE, Face, FaceDetector, crop_face
 from core.memory import release_free_memory
 from core.pipeline import classify_faces, draw_labels
 from core.predict import inference_copy
@@ -55,7 +55,7 @@ RELEASE_EVERY = 30
 
 
 def video_detector(
-    min_face_size: int = 40, max_faces: int = 20, detect_side: int = DETECT_SIDE
+    min_face_size: int = VIDEO_MIN_FACE_SIZE, max_faces: int = 20, detect_side: int = DETECT_SIDE
 ) -> FaceDetector:
     """The photo detector, searching a copy of each frame downscaled to `detect_side` pixels."""
     return FaceDetector(min_face_size=min_face_size, max_faces=max_faces, max_side=detect_side)
