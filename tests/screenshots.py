@@ -124,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def analysed_frames(text: str) -> int:
+    """The count in the Live page's status line ("Live status: N frames analysed, ...")."""
+    import re
+
+    found = re.search(r"Live status: (\d+) frames analysed", text)
+    return int(found.group(1)) if found else 0
+
+
 def live_screenshot(home: Path, scratch: Path, out: Path, width: int) -> Path:
     """The Live page streaming Chromium's fake camera (the drifting portrait) through both models,
     over loopback-only ICE, as tests/test_browser_live.py does."""
@@ -136,7 +144,9 @@ def live_screenshot(home: Path, scratch: Path, out: Path, width: int) -> Path:
         write_y4m,
     )
 
-    flags = camera_flags(write_y4m(scratch / "portrait.y4m", frames=60))
+    # One whole period of the portrait's drift (2π s at 30 fps), so Chromium's looping of the file
+    # does not make the face jump (a jump leaves the last labels a moment behind the face).
+    flags = camera_flags(write_y4m(scratch / "portrait.y4m", frames=188))
     env = {"FER_STUDIO_LIVE_LOOPBACK": "1", "FER_STUDIO_ICE_SERVERS": ""}
     with (
         running_app(home, scratch / "streamlit-live.log", env=env) as url,
@@ -152,7 +162,7 @@ def live_screenshot(home: Path, scratch: Path, out: Path, width: int) -> Path:
             "a labelled box on the stream",
         )
         driver.switch_to.default_content()
-        wait_for(driver, lambda d: "Live status:" in body_text(d), 60, "the live status line")
+        wait_for(driver, lambda d: analysed_frames(body_text(d)) >= 60, 120, "a steady stream")
         from selenium.webdriver.common.by import By
 
         wait_for(
