@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 from functools import lru_cache
 from typing import Any
 
@@ -30,3 +31,16 @@ def release_free_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+def freeze_long_lived() -> None:
+    """Put every object alive now (imported libraries, loaded models) out of the cyclic garbage
+    collector's sight, so later full collections only walk what is new.
+
+    Streamlit runs gc.collect(2) after every script run; in a process holding torch and its kin
+    each such collection walked millions of objects while holding the GIL, and the Live page's
+    once-a-second refresh made that starve its analysis thread (py-spy: a quarter of the server's
+    samples). Called after the detector and each model load; garbage made later is still collected.
+    """
+    gc.collect()
+    gc.freeze()

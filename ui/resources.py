@@ -25,7 +25,7 @@ import streamlit as st
 from core.bounded_cache import BoundedCache
 from core.faces import FaceDetector
 from core.gate import Gate
-from core.memory import release_free_memory
+from core.memory import freeze_long_lived, release_free_memory
 from core.pipeline import Analysis, add_saliency, analyze_within
 from core.public import limits
 from core.registry import LoadedModel, ModelLoadError, load_model
@@ -43,7 +43,9 @@ SWEEP_SECONDS = 60.0
 @st.cache_resource(show_spinner="Loading the face detector…")
 def detector() -> FaceDetector:
     """The MTCNN face detector, shared by every session (it locks itself)."""
-    return FaceDetector()
+    found = FaceDetector()
+    freeze_long_lived()
+    return found
 
 
 @st.cache_resource(show_spinner=False)
@@ -64,7 +66,9 @@ def job_worker() -> int | None:
 def model(name: str, mtime: float) -> LoadedModel:
     """A registered model, loaded once per (name, weights mtime): a retrained model is reloaded."""
     del mtime  # part of the cache key only
-    return load_model(name)
+    loaded = load_model(name)
+    freeze_long_lived()
+    return loaded
 
 
 def usable_models(keys: ModelKeys) -> tuple[ModelKeys, list[str]]:
@@ -268,7 +272,9 @@ def video_detector() -> FaceDetector:
     """The detector for video frames (searching a downscaled copy), shared by every session."""
     from core.video_analysis import video_detector as make
 
-    return make()
+    found = make()
+    freeze_long_lived()
+    return found
 
 
 @st.cache_resource(show_spinner=False)
