@@ -42,7 +42,8 @@ def predict_many(
 
 def inference_copy(model: LoadedModel) -> LoadedModel:
     """A copy of a classifier for predictions only, its batch norms folded into the convolutions
-    (torch.fx): about a tenth less work per face, same probabilities to float precision.
+    (torch.fx) and its weights channels-last (PyTorch's CPU pooling is much faster so): about a
+    quarter less time per face, same probabilities to float precision.
 
     The original stays as it is for Grad-CAM, which hooks into its layers. A model that torch.fx
     cannot trace, or whose copy does not give the same outputs, is returned unchanged.
@@ -52,7 +53,7 @@ def inference_copy(model: LoadedModel) -> LoadedModel:
     size = int(spec(model.preprocessing)["input_size"])
     probe = torch.linspace(-1, 1, 2 * size * size).reshape(2, 1, size, size)
     try:
-        fused = fuse(model.module)
+        fused = fuse(model.module).to(memory_format=torch.channels_last)
         with torch.inference_mode():
             same = torch.allclose(fused(probe), model.module(probe), atol=1e-4, rtol=1e-4)
     except Exception:  # noqa: BLE001 - any architecture fx cannot handle keeps its eager module

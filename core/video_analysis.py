@@ -218,28 +218,42 @@ def _step(
 
 
 class _HalfTorchThreads:
-    """Halves PyTorch's intra-op threads (a process-wide setting) while any video runs, and restores
-    them when the last one ends, so runs in parallel sessions do not undo each other's setting."""
+    """Halves PyTorch's intra-op threads while any video or live stream runs, and restores them when
+    the last one ends, so runs in parallel sessions do not undo each other's setting.
+
+    PyTorch's thread count is an OpenMP setting of each thread, taken from the process-wide value
+    when a thread first computes; so the thread that calls enter() computes with half, as do threads
+    started while any run lasts. On 2 cores this keeps one video or stream from stalling on a core
+    that a second analysis, or a browser, is also using.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs = 0
         self._before = 1
 
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
+    def enter(self) -> None:
+        """One more run; the calling thread computes with half the threads from now on."""
         with self._lock:
             if self._runs == 0:
                 self._before = torch.get_num_threads()
-                torch.set_num_threads(max(1, self._before // 2))
             self._runs += 1
+            torch.set_num_threads(max(1, self._before // 2))
+
+    def exit(self) -> None:
+        """One run fewer; after the last, the process-wide value is what it was."""
+        with self._lock:
+            self._runs -= 1
+            if self._runs == 0:
+                torch.set_num_threads(self._before)
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        self.enter()
         try:
             yield
         finally:
-            with self._lock:
-                self._runs -= 1
-                if self._runs == 0:
-                    torch.set_num_threads(self._before)
+            self.exit()
 
 
 half_torch_threads = _HalfTorchThreads()

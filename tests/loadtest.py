@@ -371,7 +371,7 @@ def _status_kb(pid: int, field_name: str) -> int:
     return 0
 
 
-def _process_tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """pid and all its descendants (from /proc/<pid>/task/*/children)."""
     tree, index = [pid], 0
     while index < len(tree):
@@ -384,7 +384,7 @@ def _process_tree(pid: int) -> list[int]:
 
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and its descendants, in MB (VmRSS summed)."""
-    return sum(_status_kb(p, "VmRSS") for p in _process_tree(pid)) / 1024
+    return sum(_status_kb(p, "VmRSS") for p in process_tree(pid)) / 1024
 
 
 class MemorySampler:

@@ -15,7 +15,7 @@ import av
 import pytest
 
 from core.browser import body_text, chromium, missing_browser, open_page, running_app, screenshot, wait_for
-from ui.live_feed import portrait_frames
+from core.live_peer import portrait_frames
 
 pytestmark = [
     pytest.mark.browser,

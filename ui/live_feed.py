@@ -10,56 +10,27 @@ Streamlit.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
+from pathlib import Path
 
-import av
 import numpy as np
-from aiortc import MediaStreamTrack
-from PIL import Image
-from skimage import data as skimage_data
+from aiortc.contrib.media import MediaRelay
+from streamlit_webrtc import WebRtcMode
+from streamlit_webrtc.config import compile_rtc_configuration
 from streamlit_webrtc.models import CallbackAttachableProcessor
 from streamlit_webrtc.process import AsyncVideoProcessTrack
+from streamlit_webrtc.webrtc import WebRtcWorker
 
-from core.live import LiveProcessor
+from core.ice import use_loopback_only
+from core.live import LiveProcessor, LiveStatus
+from core.live_peer import PacedTrack, PeerResult, portrait_frames
 
-
-def portrait_frames(fps: int = 30, width: int = 640, height: int = 480) -> Iterator[np.ndarray]:
-    """Endless RGB frames of the bundled portrait drifting back and forth on grey: one face."""
-    side = min(400, height - 40)
-    portrait = Image.fromarray(skimage_data.astronaut()).resize((side, side))
-    background = Image.new("RGB", (width, height), (128, 128, 128))
-    index = 0
-    while True:
-        frame = background.copy()
-        frame.paste(portrait, (round((width - side) / 2 + 100 * np.sin(index / fps)), 40))
-        yield np.asarray(frame)
-        index += 1
-
-
-class PacedTrack(MediaStreamTrack):
-    """A video track that gives the next frame when it is due, `fps` per second in real time."""
-
-    kind = "video"
-
-    def __init__(self, frames: Iterator[np.ndarray], fps: int) -> None:
-        super().__init__()
-        self.frames = frames
-        self.fps = fps
-        self.sent = 0
-        self._start: float | None = None
-
-    async def recv(self) -> av.VideoFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self.sent / self.fps
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        frame = av.VideoFrame.from_ndarray(next(self.frames), format="rgb24")
-        frame.pts, frame.time_base = self.sent, Fraction(1, self.fps)
-        self.sent += 1
-        return frame
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -98,3 +69,75 @@ def feed(processor: LiveProcessor, seconds: float, fps: int = 30, keep: int = 5)
         return FeedResult(source.sent, status.analysed, status.dropped, elapsed, returned)
 
     return asyncio.run(run())
+
+
+@dataclass(frozen=True)
+class WebRtcFeedResult:
+    """A stream over a real WebRTC connection: what the camera's peer got back, and the server's count."""
+
+    peer: PeerResult
+    server: LiveStatus
+
+
+def feed_over_webrtc(processor: LiveProcessor, seconds: float, fps: int = 30, warmup: float = 2.0) -> WebRtcFeedResult:
+    """Stream `seconds` (after `warmup`) of stamped portrait frames at `fps` from a camera peer in its
+    own process (core.live_peer) over a loopback WebRTC connection to streamlit-webrtc's WebRtcWorker,
+    set up as the Live page sets it up (SENDRECV, the processor's recv_queued, async processing):
+    VP8 both ways, RTP, and the frame-dropping track, without a browser or Streamlit's script runs."""
+    use_loopback_only()  # this process's aioice; the peer is told with --loopback
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="webrtc-feed-loop", daemon=True)
+    thread.start()
+
+    async def new_relay() -> MediaRelay:
+        return MediaRelay()
+
+    worker = WebRtcWorker(
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=compile_rtc_configuration({"iceServers": []}),
+        source_video_track=None,
+        source_audio_track=None,
+        sink_video_track=None,
+        sink_audio_track=None,
+        player_factory=None,
+        in_recorder_factory=None,
+        out_recorder_factory=None,
+        video_frame_callback=None,
+        audio_frame_callback=None,
+        queued_video_frames_callback=processor.recv_queued,
+        queued_audio_frames_callback=None,
+        on_video_ended=processor.close,
+        on_audio_ended=None,
+        video_processor_factory=None,
+        audio_processor_factory=None,
+        async_processing=True,
+        video_receiver_size=4,
+        audio_receiver_size=4,
+        sendback_video=True,
+        sendback_audio=False,
+        loop=loop,
+        relay=asyncio.run_coroutine_threadsafe(new_relay(), loop).result(),
+    )
+    command = [sys.executable, "-m", "core.live_peer", "--seconds", str(seconds), "--fps", str(fps),
+               "--warmup", str(warmup), "--loopback"]  # fmt: skip
+    peer = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert peer.stdin is not None and peer.stdout is not None
+    try:
+        offer = json.loads(peer.stdout.readline())
+        answer = worker.process_offer(offer["sdp"], offer["type"], timeout=30)
+        peer.stdin.write(json.dumps({"sdp": answer.sdp, "type": answer.type}) + "\n")
+        peer.stdin.flush()
+        line = peer.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the camera peer ended without a result (exit status {peer.wait(10)})")
+        result = PeerResult(**json.loads(line))
+        status = processor.status()
+    finally:
+        try:
+            peer.wait(5)
+        except subprocess.TimeoutExpired:
+            peer.kill()
+        worker.stop(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    return WebRtcFeedResult(result, status)
