@@ -436,8 +436,9 @@ def bench_live(seconds: float = 20.0, fps: int = 30, every: int = 1) -> dict[str
     fed at `fps` in real time through streamlit-webrtc's frame-dropping track: frames analysed
     per second, and the time from a frame's arrival to its labelled copy (median, p95)."""
     from core.live import LiveProcessor
+    from core.live_peer import portrait_frames
     from core.video_analysis import video_detector
-    from ui.live_feed import feed, portrait_frames
+    from ui.live_feed import feed
 
     models, detector = default_models(), video_detector()
     warm = LiveProcessor(models, detector)
@@ -461,6 +462,54 @@ def bench_live(seconds: float = 20.0, fps: int = 30, every: int = 1) -> dict[str
     }
 
 
+def bench_live_webrtc(seconds: float = 20.0, fps: int = 30, every: int = 2) -> dict[str, Any]:
+    """The Live page's stream end to end over a real WebRTC connection on loopback: a camera peer in
+    its own process sends the 640x480 portrait at `fps` (VP8, RTP) to streamlit-webrtc's worker as
+    the page sets it up, both models label it, and the peer decodes what comes back. Labelled camera
+    frames reaching the peer per second, and their latency from sending to arrival (median, p95)."""
+    from core.live import LiveProcessor
+    from core.live_peer import portrait_frames
+    from core.video_analysis import video_detector
+    from ui.live_feed import feed_over_webrtc
+
+    models, detector = default_models(), video_detector()
+    warm = LiveProcessor(models, detector)
+    for index, frame in zip(range(5), portrait_frames(fps), strict=False):
+        warm.process(frame, time_s=index / fps)
+    result = feed_over_webrtc(LiveProcessor(models, detector, every=every), seconds, fps)
+    latencies = result.peer.latencies_ms or [float("nan")]
+    return {
+        "models": [model.name for model in models],
+        "size": "640x480",
+        "every": every,
+        "fed_frames_per_s": fps,
+        "seconds": result.peer.seconds,
+        "sent": result.peer.sent,
+        "received": result.peer.received,
+        "shown": result.peer.shown,
+        "shown_frames_per_s": result.peer.shown_per_s,
+        "server_frames_per_s": result.server.frames_per_s,
+        "latency_median_ms": statistics.median(latencies),
+        "latency_p95_ms": percentile(latencies, 95),
+    }
+
+
+def format_live_webrtc_report(rows: list[dict[str, Any]]) -> str:
+    """The end-to-end live benchmark as a Markdown table."""
+    lines = [
+        "| over WebRTC (640x480, 30 fps camera peer) | models | detect every | labelled frames back/s "
+        "| frames back/s | latency median ms | latency p95 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['seconds']:.0f} s | {' + '.join(row['models'])} | {row['every']} | "
+            f"{row['shown_frames_per_s']:.1f} | {row['received'] / row['seconds']:.1f} | "
+            f"{row['latency_median_ms']:.0f} | {row['latency_p95_ms']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def format_live_report(rows: list[dict[str, Any]]) -> str:
     """The live benchmark as a Markdown table."""
     lines = [
@@ -482,9 +531,10 @@ def main(video_only: bool = False, live_only: bool = False) -> int:
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     if live_only:
         live = [bench_live(every=every) for every in (1, 2)]
-        print(f"Machine: {machine}\n\n{format_live_report(live)}")
+        webrtc = [bench_live_webrtc(every=every) for every in (1, 2)]
+        print(f"Machine: {machine}\n\n{format_live_report(live)}\n\n{format_live_webrtc_report(webrtc)}")
         (REPO / "bench-live-results.json").write_text(
-            json.dumps({"machine": machine, "live": live}, indent=2) + "\n"
+            json.dumps({"machine": machine, "live": live, "live_webrtc": webrtc}, indent=2) + "\n"
         )
         print("\nwritten to bench-live-results.json")
         return 0
@@ -504,9 +554,10 @@ def main(video_only: bool = False, live_only: bool = False) -> int:
         "cold_start": bench_cold_start(),
         "video": bench_video(),
         "live": [bench_live(every=every) for every in (1, 2)],
+        "live_webrtc": [bench_live_webrtc(every=every) for every in (1, 2)],
     }
     print(format_report(report))
-    print(f"\n{format_live_report(report['live'])}")
+    print(f"\n{format_live_report(report['live'])}\n\n{format_live_webrtc_report(report['live_webrtc'])}")
     out = REPO / "bench-results.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten to {out.name}")

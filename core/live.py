@@ -203,7 +203,8 @@ class LiveProcessor:
         self._holding = self.slots is not None and self._admitted
         if self._admitted and not self._halved:
             # One intra-op thread for the thread that analyses: two stall whenever the other core is
-            # busy (another session, or the browser on a small machine): 7.9 → 15 frames/s measured.
+            # busy (another session, or the browser on a small machine): 7.9 → 13.7 analysed frames/s
+            # in the real-browser run on 2 cores (python -m tests.live_browser_bench).
             half_torch_threads.enter()
             self._halved = True
         if self._ended:

@@ -17,7 +17,8 @@ from core.ice import IceSettingError, ice_servers, rtc_configuration, use_loopba
 from core.live import LiveProcessor
 from core.registry import load_model
 from core.video_analysis import video_detector
-from ui.live_feed import feed, portrait_frames
+from core.live_peer import portrait_frames
+from ui.live_feed import feed
 
 AGREE, DISAGREE = (46, 204, 113), (241, 196, 15)  # core.pipeline.draw_labels' box colours
 SIZE = (320, 240)

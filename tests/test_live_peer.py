@@ -1,0 +1,59 @@
+"""The stand-in camera of the end-to-end live benchmark: frame numbers survive VP8, and a real WebRTC
+connection on loopback carries labelled frames back to it."""
+
+from __future__ import annotations
+
+import threading
+from itertools import islice
+
+import av
+import torch
+
+from core.live import LiveProcessor
+from core.live_peer import portrait_frames, read_stamp, stamp
+from core.registry import load_model
+from core.video_analysis import video_detector
+
+
+def test_frame_numbers_survive_a_vp8_round_trip() -> None:
+    numbers = [0, 1, 2, 255, 4097, 12345, 65535]
+    encoder = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 640, 480, "yuv420p"
+    encoder.bit_rate = 300_000  # about aiortc's starting rate: a blurry picture
+    decoder = av.CodecContext.create("libvpx", "r")
+    read = []
+    for number, array in zip(numbers, islice(portrait_frames(30), len(numbers)), strict=True):
+        frame = av.VideoFrame.from_ndarray(stamp(array, number), format="rgb24").reformat(format="yuv420p")
+        for packet in encoder.encode(frame):
+            for decoded in decoder.decode(packet):
+                read.append(read_stamp(decoded.to_ndarray(format="yuv420p")[:480]))
+    for packet in encoder.encode(None):
+        for decoded in decoder.decode(packet):
+            read.append(read_stamp(decoded.to_ndarray(format="yuv420p")[:480]))
+    assert read == numbers
+
+
+def test_a_stream_analyses_with_half_the_threads_and_gives_them_back(tiny_registry: list[str]) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        processor = LiveProcessor([load_model(name) for name in tiny_registry], video_detector())
+        seen: list[int] = []
+
+        def analyse() -> None:
+            for index, frame in enumerate(islice(portrait_frames(30, 320, 240), 2)):
+                processor.process(frame, time_s=index / 30)
+            seen.append(torch.get_num_threads())
+
+        worker = threading.Thread(target=analyse)
+        worker.start()
+        worker.join()
+        assert seen == [1], "the analysing thread computes with one thread of two"
+        processor.close()
+        after: list[int] = []
+        fresh = threading.Thread(target=lambda: after.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        assert after == [2], "once the stream ends, new threads get the process's two again"
+    finally:
+        torch.set_num_threads(before)
