@@ -5,6 +5,7 @@ Run with `streamlit run app.py` (or `make run`). Every page lives in pages/ and 
 
 import streamlit as st
 
+from core.memory import limit_heap_arenas
 from core.public import public_mode
 from ui.deploy import keep_uploads_in_memory, settings_from_secrets
 from ui.pickers import model_pickers
@@ -13,6 +14,7 @@ from ui.resources import job_worker
 st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
 settings_from_secrets()  # FER_STUDIO_PUBLIC and the limits, as Community Cloud passes them
 keep_uploads_in_memory()
+limit_heap_arenas()  # at the first script run when a host starts `streamlit run app.py`; cheap after
 
 PAGES = [
     st.Page("pages/analyze.py", title="Analyze", icon=":material/face:", default=True),

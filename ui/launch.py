@@ -49,6 +49,9 @@ def warm_up() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.memory import limit_heap_arenas
+
+    limit_heap_arenas()  # before any thread: see app.py, which does it too for `streamlit run`
     threading.Thread(target=warm_up, name=WARM_UP_THREAD, daemon=True).start()
     from streamlit.web import cli
 
