@@ -19,7 +19,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
@@ -115,7 +115,12 @@ class PeerResult:
         return self.shown / self.seconds if self.seconds else 0.0
 
 
-async def run_peer(seconds: float, fps: int, exchange, warmup: float = 2.0) -> PeerResult:
+async def run_peer(
+    seconds: float,
+    fps: int,
+    exchange: Callable[[RTCSessionDescription], Awaitable[RTCSessionDescription]],
+    warmup: float = 2.0,
+) -> PeerResult:
     """Send `seconds` (after `warmup`) of stamped portrait frames at `fps` to the server whose answer
     `exchange(offer) -> answer` (async, RTCSessionDescriptions) returns; measure what comes back."""
     source = PacedTrack(portrait_frames(fps), fps, stamped=True)
@@ -137,6 +142,7 @@ async def run_peer(seconds: float, fps: int, exchange, warmup: float = 2.0) -> P
     try:
         while True:
             frame = await asyncio.wait_for(track.recv(), timeout=10)
+            assert isinstance(frame, av.VideoFrame)
             now = time.monotonic()
             if measuring_from is None:
                 measuring_from = now + warmup  # the first frames wait for the connection to settle

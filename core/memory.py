@@ -15,7 +15,6 @@ import gc
 from functools import lru_cache
 from typing import Any
 
-
 M_ARENA_MAX = -8  # glibc's mallopt parameter for the most heap arenas (malloc.h)
 SERVER_ARENAS = 2
 

@@ -90,7 +90,9 @@ def measure(seconds: float, nice_browser: bool) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.live_browser_bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.live_browser_bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--nice-browser", action="store_true", help="Chromium at the lowest CPU priority")
     args = parser.parse_args(argv)

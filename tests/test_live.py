@@ -15,9 +15,9 @@ import torch
 
 from core.ice import IceSettingError, ice_servers, rtc_configuration, use_loopback_only
 from core.live import LiveProcessor
+from core.live_peer import portrait_frames
 from core.registry import load_model
 from core.video_analysis import video_detector
-from core.live_peer import portrait_frames
 from ui.live_feed import feed
 
 AGREE, DISAGREE = (46, 204, 113), (241, 196, 15)  # core.pipeline.draw_labels' box colours

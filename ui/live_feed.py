@@ -79,7 +79,9 @@ class WebRtcFeedResult:
     server: LiveStatus
 
 
-def feed_over_webrtc(processor: LiveProcessor, seconds: float, fps: int = 30, warmup: float = 2.0) -> WebRtcFeedResult:
+def feed_over_webrtc(
+    processor: LiveProcessor, seconds: float, fps: int = 30, warmup: float = 2.0
+) -> WebRtcFeedResult:
     """Stream `seconds` (after `warmup`) of stamped portrait frames at `fps` from a camera peer in its
     own process (core.live_peer) over a loopback WebRTC connection to streamlit-webrtc's WebRtcWorker,
     set up as the Live page sets it up (SENDRECV, the processor's recv_queued, async processing):
@@ -92,7 +94,7 @@ def feed_over_webrtc(processor: LiveProcessor, seconds: float, fps: int = 30, wa
     async def new_relay() -> MediaRelay:
         return MediaRelay()
 
-    worker = WebRtcWorker(
+    worker: WebRtcWorker = WebRtcWorker(
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=compile_rtc_configuration({"iceServers": []}),
         source_video_track=None,
