@@ -124,7 +124,6 @@ class LiveProcessor:
         self.slots = slots
         self._admitted: bool | None = None  # None: not asked yet (no frame)
         self._holding = False  # holds one of `slots`
-        self._halved = False  # counts in half_torch_threads
         self._ended = False  # a stream ended: the next frame starts a new one
         self._busy = threading.Lock()  # held while a frame is analysed
         self._state = threading.Lock()  # guards everything below
@@ -186,7 +185,11 @@ class LiveProcessor:
             with self._state:
                 self._index = max(self._index + 1, round(time_s * STREAM_FPS))
                 index, analysed = self._index, self._analysed
-            points = self.analyzer.step(index, time_s, image, detect=analysed % self.analyzer.every == 0)
+            # Half the intra-op threads while a frame is analysed: two stall whenever the other core
+            # is busy (another session, or the browser on a small machine): 7.9 → 13.7 analysed
+            # frames/s in the real-browser run on 2 cores (python -m tests.live_browser_bench).
+            with half_torch_threads():
+                points = self.analyzer.step(index, time_s, image, detect=analysed % self.analyzer.every == 0)
             drawn = self._draw(image, points)
             finished = self.clock()
             with self._state:
@@ -201,12 +204,6 @@ class LiveProcessor:
         self._started = now
         self._admitted = self.slots is None or self.slots.acquire(blocking=False)
         self._holding = self.slots is not None and self._admitted
-        if self._admitted and not self._halved:
-            # One intra-op thread for the thread that analyses: two stall whenever the other core is
-            # busy (another session, or the browser on a small machine): 7.9 → 13.7 analysed frames/s
-            # in the real-browser run on 2 cores (python -m tests.live_browser_bench).
-            half_torch_threads.enter()
-            self._halved = True
         if self._ended:
             self._ended = False
             self.analyzer = self._new_analyzer()
@@ -238,9 +235,6 @@ class LiveProcessor:
         if self._holding and self.slots is not None:
             self.slots.release()
         self._holding = False
-        if self._halved:
-            half_torch_threads.exit()
-            self._halved = False
 
     def _draw(self, image: Image.Image, points: list[FacePoint]) -> Image.Image:
         picture = image.copy()

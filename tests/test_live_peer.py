@@ -33,27 +33,35 @@ def test_frame_numbers_survive_a_vp8_round_trip() -> None:
     assert read == numbers
 
 
-def test_a_stream_analyses_with_half_the_threads_and_gives_them_back(tiny_registry: list[str]) -> None:
+def test_each_frame_is_analysed_with_half_the_threads_and_they_come_back(tiny_registry: list[str]) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         processor = LiveProcessor([load_model(name) for name in tiny_registry], video_detector())
-        seen: list[int] = []
+        step = processor.analyzer.step
+        during: list[int] = []
+
+        def counted_step(*args, **kwargs):
+            during.append(torch.get_num_threads())
+            return step(*args, **kwargs)
+
+        processor.analyzer.step = counted_step  # type: ignore[method-assign]
+        between: list[int] = []
 
         def analyse() -> None:
             for index, frame in enumerate(islice(portrait_frames(30, 320, 240), 2)):
                 processor.process(frame, time_s=index / 30)
-            seen.append(torch.get_num_threads())
+                between.append(torch.get_num_threads())
 
         worker = threading.Thread(target=analyse)
         worker.start()
         worker.join()
-        assert seen == [1], "the analysing thread computes with one thread of two"
-        processor.close()
+        assert during == [1, 1], "the analysing thread computes with one thread of two"
+        assert between == [2, 2], "and has both again between frames"
         after: list[int] = []
         fresh = threading.Thread(target=lambda: after.append(torch.get_num_threads()))
         fresh.start()
         fresh.join()
-        assert after == [2], "once the stream ends, new threads get the process's two again"
+        assert after == [2], "a stream that is never closed leaves new threads the process's two"
     finally:
         torch.set_num_threads(before)
