@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 
 from core.architectures import architectures, create_model
 from core.labels import EMOTIONS
-from core.predict import predict_proba
+from core.predict import inference_copy, predict_proba
 from core.registry import ModelNotFound, list_models, load_model, save_model
 
 
@@ -64,3 +66,17 @@ def test_flip_tta_averages_with_the_mirror(tiny_registry: list[str]) -> None:
     crop = np.random.default_rng(3).integers(0, 255, (1, 48, 48)).astype(np.uint8)
     plain, mirrored = predict_proba(model, crop), predict_proba(model, crop[:, :, ::-1].copy())
     assert np.allclose(predict_proba(model, crop, flip_tta=True), (plain + mirrored) / 2, atol=1e-5)
+
+
+def test_one_inference_copy_per_loaded_model_same_probabilities(tiny_registry: list[str]) -> None:
+    model = load_model(tiny_registry[0])
+    copy = inference_copy(model)
+    assert copy is not model and copy.module is not model.module, "a folded, channels-last copy"
+    assert inference_copy(model) is copy, "made once, then shared"
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
+    assert np.allclose(predict_proba(copy, crops), predict_proba(model, crops), atol=1e-5)
+    assert inference_copy(load_model(tiny_registry[0])) is not copy, "another load gets its own"
+    gone = weakref.ref(copy.module)
+    del model, copy
+    gc.collect()
+    assert gone() is None, "a model let go takes its copy with it"
