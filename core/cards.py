@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,18 +127,9 @@ def evaluate_and_record(
     result["data"] = str(data)
     result["split"] = split
     key = f"{Path(data).name}/{split}" if split else Path(data).name
-    _change_card(model_name, lambda card: card.setdefault("evaluations", {}).update({key: result}))
+    card = json.loads(find_model(model_name).with_suffix(".json").read_text(encoding="utf-8"))
+    update_card(model_name, {"evaluations": {**(card.get("evaluations") or {}), key: result}})
     return result
-
-
-def _change_card(model_name: str, change: Callable[[dict[str, Any]], Any]) -> None:
-    """Apply `change` to a registered model's card and write it back atomically."""
-    card_path = find_model(model_name).with_suffix(".json")
-    card = json.loads(card_path.read_text())
-    change(card)
-    temporary = card_path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(card, indent=2) + "\n")
-    temporary.replace(card_path)
 
 
 def calibrate_models(

@@ -136,6 +136,11 @@ def test_evaluate_and_record_on_generated_folder(tiny_registry, fer_folders: Pat
         main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--record"]) == 0
     )
     assert "accuracy" in capsys.readouterr().out
+    from core.registry import _card_validator, find_model
+
+    card = json.loads(find_model("tiny_a").with_suffix(".json").read_text())
+    assert f"{fer_folders.name}/val" in card["evaluations"]
+    assert not list(_card_validator.iter_errors(card)), "the recorded card passes the card schema"
     assert main(["models"]) == 0
     assert "tiny_a" in capsys.readouterr().out
 
