@@ -25,6 +25,7 @@ from core.faces import MIN_ROLL_DEGREES, FaceDetector
 from core.pipeline import analyze, classify_faces
 from core.quality import brightness, sharpness
 from core.registry import LoadedModel
+from core.train_options import DATA_DEFAULT
 from core.scenes import Scene, match_detections
 
 
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.video_analysis import video_detector
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/datasets/fer2013")
+    parser.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
     parser.add_argument("--scenes", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 30, 40])
