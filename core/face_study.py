@@ -25,8 +25,8 @@ from core.faces import MIN_ROLL_DEGREES, FaceDetector
 from core.pipeline import analyze, classify_faces
 from core.quality import brightness, sharpness
 from core.registry import LoadedModel
-from core.train_options import DATA_DEFAULT
 from core.scenes import Scene, match_detections
+from core.train_options import DATA_DEFAULT
 
 
 @dataclass
