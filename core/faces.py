@@ -161,6 +161,12 @@ class FaceDetector:
             net.to(memory_format=torch.channels_last)
         self._lock = threading.Lock()  # MTCNN keeps its min_face_size as state
 
+    def twin(self) -> FaceDetector:
+        """A detector with the same settings and its own MTCNN (and lock), to detect in parallel."""
+        return FaceDetector(
+            self.min_face_size, self.score_threshold, self.max_faces, self.max_side, self.align, self.min_roll
+        )
+
     def detect(self, image: Image.Image) -> list[Face]:
         """Every face above the score threshold, largest first, at most max_faces."""
         return self.detect_all(image)[: self.max_faces]
