@@ -79,6 +79,12 @@ def shipped_architecture() -> tuple[str, dict[str, Any], int]:
     return "vgg", {"widths": [32, 64, 128, 256]}, 40
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table: the header, its rule, one line per row of cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
@@ -400,18 +406,26 @@ def bench_video(cases: list[tuple[int, int, int]] | None = None) -> list[dict[st
 
 def format_video_report(rows: list[dict[str, Any]]) -> str:
     """The video benchmark as a Markdown table, and the peak RSS of the longest clip against the shortest."""
+    header = ["clip (640x480, 30 fps, 1 face)", "models", "detect every", "frames", "frames/s end to end",
+              "CPU ms per frame", "label differs from every=1", "peak RSS MB"]  # fmt: skip
     lines = [
-        "| clip (640x480, 30 fps, 1 face) | models | detect every | frames | frames/s end to end "
-        "| CPU ms per frame | label differs from every=1 | peak RSS MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        differs = row.get("label_differs")
-        lines.append(
-            f"| {row['clip_s']} s | {row['models']} | {row['every']} | {row['frames']} | "
-            f"{row['frames_per_s']:.1f} | {row.get('cpu_ms_per_frame', float('nan')):.1f} | "
-            f"{'-' if differs is None else f'{differs:.1%}'} | {row['peak_mb']:.0f} |"
+        markdown_table(
+            header,
+            [
+                [
+                    f"{row['clip_s']} s",
+                    str(row["models"]),
+                    str(row["every"]),
+                    str(row["frames"]),
+                    f"{row['frames_per_s']:.1f}",
+                    f"{row.get('cpu_ms_per_frame', float('nan')):.1f}",
+                    "-" if row.get("label_differs") is None else f"{row['label_differs']:.1%}",
+                    f"{row['peak_mb']:.0f}",
+                ]
+                for row in rows
+            ],
         )
+    ]
     if rows:
         lines.append(f"\nDecoding alone: {rows[0]['decode_only_frames_per_s']:.0f} frames/s")
         shortest = min(rows, key=lambda row: row["clip_s"])
@@ -496,34 +510,44 @@ def bench_live_webrtc(seconds: float = 20.0, fps: int = 30, every: int = 2) -> d
 
 def format_live_webrtc_report(rows: list[dict[str, Any]]) -> str:
     """The end-to-end live benchmark as a Markdown table."""
-    lines = [
-        "| over WebRTC (640x480, 30 fps camera peer) | models | detect every | labelled frames back/s "
-        "| frames back/s | latency median ms | latency p95 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['seconds']:.0f} s | {' + '.join(row['models'])} | {row['every']} | "
-            f"{row['shown_frames_per_s']:.1f} | {row['received'] / row['seconds']:.1f} | "
-            f"{row['latency_median_ms']:.0f} | {row['latency_p95_ms']:.0f} |"
-        )
-    return "\n".join(lines)
+    header = ["over WebRTC (640x480, 30 fps camera peer)", "models", "detect every", "labelled frames back/s",
+              "frames back/s", "latency median ms", "latency p95 ms"]  # fmt: skip
+    return markdown_table(
+        header,
+        [
+            [
+                f"{row['seconds']:.0f} s",
+                " + ".join(row["models"]),
+                str(row["every"]),
+                f"{row['shown_frames_per_s']:.1f}",
+                f"{row['received'] / row['seconds']:.1f}",
+                f"{row['latency_median_ms']:.0f}",
+                f"{row['latency_p95_ms']:.0f}",
+            ]
+            for row in rows
+        ],
+    )
 
 
 def format_live_report(rows: list[dict[str, Any]]) -> str:
     """The live benchmark as a Markdown table."""
-    lines = [
-        "| live stream (640x480, fed at 30 fps) | models | detect every | frames analysed/s | dropped "
-        "| latency median ms | latency p95 ms |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['seconds']:.0f} s, {row['sent']} frames | {' + '.join(row['models'])} | {row['every']} | "
-            f"{row['analysed_frames_per_s']:.1f} | {row['dropped']} | {row['latency_median_ms']:.0f} | "
-            f"{row['latency_p95_ms']:.0f} |"
-        )
-    return "\n".join(lines)
+    header = ["live stream (640x480, fed at 30 fps)", "models", "detect every", "frames analysed/s", "dropped",
+              "latency median ms", "latency p95 ms"]  # fmt: skip
+    return markdown_table(
+        header,
+        [
+            [
+                f"{row['seconds']:.0f} s, {row['sent']} frames",
+                " + ".join(row["models"]),
+                str(row["every"]),
+                f"{row['analysed_frames_per_s']:.1f}",
+                str(row["dropped"]),
+                f"{row['latency_median_ms']:.0f}",
+                f"{row['latency_p95_ms']:.0f}",
+            ]
+            for row in rows
+        ],
+    )
 
 
 def main(video_only: bool = False, live_only: bool = False) -> int:
