@@ -230,7 +230,7 @@ class _HalfTorchThreads:
     the last one ends, so runs in parallel sessions do not undo each other's setting.
 
     PyTorch's thread count is an OpenMP setting of each thread, taken from the process-wide value
-    when a thread first computes; so the thread that calls enter() computes with half, as do threads
+    when a thread first computes; so the thread that enters computes with half, as do threads
     started while any run lasts. On 2 cores this keeps one video or stream from stalling on a core
     that a second analysis, or a browser, is also using.
     """
@@ -240,28 +240,20 @@ class _HalfTorchThreads:
         self._runs = 0
         self._before = 1
 
-    def enter(self) -> None:
-        """One more run; the calling thread computes with half the threads from now on."""
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
         with self._lock:
             if self._runs == 0:
                 self._before = torch.get_num_threads()
             self._runs += 1
-            torch.set_num_threads(max(1, self._before // 2))
-
-    def exit(self) -> None:
-        """One run fewer; after the last, the process-wide value is what it was."""
-        with self._lock:
-            self._runs -= 1
-            if self._runs == 0:
-                torch.set_num_threads(self._before)
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        self.enter()
+            torch.set_num_threads(max(1, self._before // 2))  # the calling thread's own setting too
         try:
             yield
         finally:
-            self.exit()
+            with self._lock:
+                self._runs -= 1
+                if self._runs == 0:
+                    torch.set_num_threads(self._before)
 
 
 half_torch_threads = _HalfTorchThreads()

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from aiortc.contrib.media import MediaRelay
@@ -26,11 +25,10 @@ from streamlit_webrtc.models import CallbackAttachableProcessor
 from streamlit_webrtc.process import AsyncVideoProcessTrack
 from streamlit_webrtc.webrtc import WebRtcWorker
 
+from core.browser import REPO
 from core.ice import use_loopback_only
 from core.live import LiveProcessor, LiveStatus
 from core.live_peer import PacedTrack, PeerResult, portrait_frames
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
