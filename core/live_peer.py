@@ -107,7 +107,7 @@ class PeerResult:
     sent: int
     received: int  # frames the peer decoded (the server sends one per camera frame)
     shown: int  # distinct camera frames among them: the frames the server labelled
-    seconds: float  # from the first frame received to the end
+    seconds: float  # measured: from `warmup` after the first frame received
     latencies_ms: list[float]
 
     @property
