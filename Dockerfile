@@ -1,5 +1,5 @@
 # FER Studio as a public demo on Hugging Face Spaces (Docker SDK) or any Docker host.
-# The same install and start commands as `make deploy-check` (tests/deploy_check.py):
+# The same install and start commands as `make deploy-check` (tests/harness/deploy_check.py):
 # a virtual environment, `pip install -r requirements.txt`, `streamlit run app.py`.
 # Not built on the project's machines (no Docker engine there); `make deploy-check` runs those commands.
 FROM python:3.11-slim

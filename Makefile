@@ -35,13 +35,13 @@ test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not slow and not browser"
 
 bench: $(DEV_STAMP)
-	$(PY) -m core bench
+	$(PY) -m tests.harness.bench
 
 # N visitors at once against `streamlit run app.py` (public mode): times, memory, no cross-talk.
-# LOADTEST="--sessions 20 --idle-wait 10" picks other cases (python -m tests.loadtest --help).
+# LOADTEST="--sessions 20 --idle-wait 10" picks other cases (python -m tests.harness.loadtest --help).
 LOADTEST ?= --sessions 1,5,10,20 --heavy
 loadtest: $(DEV_STAMP)
-	$(PY) -m tests.loadtest $(LOADTEST)
+	$(PY) -m tests.harness.loadtest $(LOADTEST)
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check core ui tests pages app.py
@@ -54,12 +54,12 @@ format: $(DEV_STAMP)
 
 # Retake docs/screenshots/*.png in headless Chromium (needs chromium and chromium-driver).
 screenshots: $(DEV_STAMP)
-	$(PY) -m tests.screenshots
+	$(PY) -m tests.harness.screenshots
 
 # What a host does: a fresh venv in a temporary folder, `pip install -r requirements.txt` only,
-# `streamlit run app.py` in public mode; then headless Chromium uses it (see tests/deploy_check.py).
+# `streamlit run app.py` in public mode; then headless Chromium uses it (see tests/harness/deploy_check.py).
 deploy-check: $(DEV_STAMP)
-	$(PY) -m tests.deploy_check --python $(PYTHON)
+	$(PY) -m tests.harness.deploy_check --python $(PYTHON)
 
 clean-venv:
 	rm -rf $(VENV)

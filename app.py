@@ -5,8 +5,8 @@ Run with `streamlit run app.py` (or `make run`). Every page lives in pages/ and 
 
 import streamlit as st
 
-from core.memory import limit_heap_arenas
-from core.public import public_mode
+from core.serving.memory import limit_heap_arenas
+from core.serving.public import public_mode
 from ui.deploy import keep_uploads_in_memory, settings_from_secrets
 from ui.pickers import model_pickers
 from ui.resources import job_worker

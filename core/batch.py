@@ -16,10 +16,10 @@ from typing import Protocol, TextIO
 
 from tqdm import tqdm
 
-from core.faces import FaceDetector
-from core.images import SUFFIXES, ImageError, decode_image
+from core.faces.detection import FaceDetector
+from core.faces.images import SUFFIXES, ImageError, decode_image
+from core.models.registry import LoadedModel
 from core.pipeline import CSV_COLUMNS, Analysis, analyze
-from core.registry import LoadedModel
 
 # From this many files on, the progress bar shows even when stderr is not a terminal (a log
 # file of a long run): there it redraws at most every LOG_PROGRESS_SECONDS.

@@ -10,11 +10,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from core.train_options import DATA_DEFAULT, add_train_options
+from core.paths import DATA_DEFAULT
+from core.training.config import add_train_options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.video import DEFAULT_EVERY
+    from core.video.codec import DEFAULT_EVERY
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Facial emotion recognition studio")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-face-size",
         type=int,
         default=None,
-        help="smallest face in pixels (default: core.faces.PHOTO_MIN_FACE_SIZE)",
+        help="smallest face in pixels (default: core.faces.detection.PHOTO_MIN_FACE_SIZE)",
     )
     predict.add_argument(
         "--align",
@@ -120,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--json", action="store_true", help="print JSON: per-track summary and every face")
     video.add_argument("--annotated", default=None, help="write the video with boxes and labels here (.mp4)")
     video.add_argument(
-        "--min-face-size", type=int, help="smallest face in pixels (default: core.faces.VIDEO_MIN_FACE_SIZE)"
+        "--min-face-size",
+        type=int,
+        help="smallest face in pixels (default: core.faces.detection.VIDEO_MIN_FACE_SIZE)",
     )
     video.add_argument(
         "--detect-side",
@@ -148,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--corruption",
         default=None,
-        help="measure on faces damaged by this corruption (core.corruptions), or 'mixed': one at random per face",
+        help="measure on faces damaged by this corruption (core.data.corruptions), or 'mixed': one at random per face",
     )
     calibrate.add_argument("--severity", type=int, default=2, help="severity of --corruption (1 to 3)")
 
@@ -203,8 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from core.train_options import config_from_args
-    from core.training import train
+    from core.training.config import config_from_args
+    from core.training.loop import train
 
     config = config_from_args(args)
 
@@ -218,7 +221,7 @@ def run_train(args: argparse.Namespace) -> int:
     summary = train(config, args.run_dir, on_epoch=report)
     print(f"best val accuracy {summary['best']['val_accuracy']:.4f} at epoch {summary['best']['epoch']}")
     if args.save_as:
-        from core.cards import register_run
+        from core.training.register import register_run
 
         path = register_run(
             Path(args.run_dir),
@@ -233,7 +236,8 @@ def run_train(args: argparse.Namespace) -> int:
 def _models(names: Sequence[str] | None) -> list:
     """The named models; by default baseline and masked (or the first two), leaving out broken ones
     with a warning line each. A named model that cannot be loaded is an error."""
-    from core.registry import ModelLoadError, load_model, scan_models
+    from core.models.loading import load_model
+    from core.models.registry import ModelLoadError, scan_models
 
     if names:
         return [load_model(name) for name in names]
@@ -264,13 +268,13 @@ def run_predict(args: argparse.Namespace) -> int:
         predict_files,
         progress_bar,
     )
-    from core.faces import FaceDetector
+    from core.faces.detection import FaceDetector
 
     if args.json and args.csv == "-":
         raise ValueError("--json and --csv both write to stdout: give --csv a file name")
     paths = image_paths(args.paths)
     models = _models(args.models)
-    from core.faces import PHOTO_MIN_FACE_SIZE
+    from core.faces.detection import PHOTO_MIN_FACE_SIZE
 
     detector = FaceDetector(
         args.min_face_size or PHOTO_MIN_FACE_SIZE, args.threshold, args.max_faces, align=args.align
@@ -301,11 +305,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from core.cards import evaluate_and_record, region_maps_from
-    from core.data import load_dataset
-    from core.evaluation import evaluate_model
+    from core.data.datasets import load_dataset
+    from core.evaluation.metrics import evaluate_model
+    from core.evaluation.record import evaluate_and_record, region_maps_from
     from core.labels import EMOTIONS
-    from core.registry import load_model
+    from core.models.loading import load_model
 
     if args.record:
         if args.detect_faces:
@@ -317,7 +321,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         model = load_model(args.model)
         cropper = None
         if args.detect_faces:
-            from core.faces import FaceDetector, largest_face_crop
+            from core.faces.detection import FaceDetector, largest_face_crop
 
             detector = FaceDetector()
             cropper = lambda image: largest_face_crop(detector, image)  # noqa: E731
@@ -353,10 +357,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_clusters(args: argparse.Namespace) -> int:
-    from core.faces import FaceDetector, largest_face_crop
-    from core.images import decode_image, to_gray_array
-    from core.regions import region_strip
-    from core.registry import load_model
+    from core.explain.regions import region_strip
+    from core.faces.detection import FaceDetector, largest_face_crop
+    from core.faces.images import decode_image, to_gray_array
+    from core.models.loading import load_model
 
     image = decode_image(args.image)
     crop = to_gray_array(image) if image.size == (48, 48) else largest_face_crop(FaceDetector(), image)
@@ -371,7 +375,7 @@ def run_clusters(args: argparse.Namespace) -> int:
 
 
 def run_register(args: argparse.Namespace) -> int:
-    from core.cards import register_run
+    from core.training.register import register_run
 
     path = register_run(
         Path(args.run_dir), args.name, Path(args.models_dir) if args.models_dir else None, args.train_command
@@ -383,8 +387,8 @@ def run_register(args: argparse.Namespace) -> int:
 def run_framing(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from core.data import load_dataset
-    from core.faces import FaceDetector, measure_framing
+    from core.data.datasets import load_dataset
+    from core.faces.detection import FaceDetector, measure_framing
 
     faces = load_dataset(args.data, "val")
     chosen = np.random.default_rng(0).choice(len(faces), min(args.count, len(faces)), replace=False)
@@ -395,7 +399,8 @@ def run_framing(args: argparse.Namespace) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     """List registered models, loading each; a broken one gets a warning line and exit code 1."""
-    from core.registry import ModelLoadError, load_model, scan_models
+    from core.models.loading import load_model
+    from core.models.registry import ModelLoadError, scan_models
 
     cards, broken = scan_models()
     for model in broken:
@@ -426,7 +431,7 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from core.report import accuracy_table, paired_summary, per_class_chart, region_table
+    from core.evaluation.report import accuracy_table, paired_summary, per_class_chart, region_table
 
     print(accuracy_table(args.models, args.evaluation))
     for extra in (paired_summary(args.models, args.evaluation), region_table(args.models, args.evaluation)):
@@ -440,15 +445,15 @@ def run_report(args: argparse.Namespace) -> int:
 def run_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.video import VideoLimits, probe
-    from core.video_analysis import VideoSettings, analyze_video, video_detector
+    from core.video.analysis import VideoSettings, analyze_video, video_detector
+    from core.video.codec import VideoLimits, probe
 
     settings = VideoSettings(
         every=args.every, smoothing=args.smooth, limits=VideoLimits(max_seconds=args.max_seconds)
     )
     info = probe(args.path, settings.limits)  # a bad file fails here, before models load
     models = _models(args.models)
-    from core.faces import VIDEO_MIN_FACE_SIZE
+    from core.faces.detection import VIDEO_MIN_FACE_SIZE
 
     detector = video_detector(args.min_face_size or VIDEO_MIN_FACE_SIZE, detect_side=args.detect_side)
     with tqdm(total=info.frame_count, unit="frame", file=sys.stderr, desc=Path(args.path).name) as bar:
@@ -478,9 +483,9 @@ def run_video(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from core.calibration import markdown_table
-    from core.cards import calibrate_models
-    from core.report import average_table
+    from core.evaluation.calibration import markdown_table
+    from core.evaluation.record import calibrate_models
+    from core.evaluation.report import average_table
 
     command = " ".join(["python -m core", *(sys.argv[1:] if args.argv is None else args.argv)])
     reports = calibrate_models(
@@ -506,7 +511,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def _refuse_recording_averages(names: Sequence[str] | None) -> None:
     """An average of models ("A+B") has no card: say so before any work, not after."""
-    from core.ensemble import is_ensemble_name
+    from core.models.ensemble import is_ensemble_name
 
     averages = [name for name in names or [] if is_ensemble_name(name)]
     if averages:
@@ -519,10 +524,17 @@ def _refuse_recording_averages(names: Sequence[str] | None) -> None:
 def run_robustness(args: argparse.Namespace) -> int:
     import time
 
-    from core.data import load_dataset
-    from core.faces import FaceDetector
-    from core.robustness import corruption_suite, corruption_table, record, scenes_table, subset, width_table
-    from core.scenes import make_scenes, save_scenes, score_scenes
+    from core.data.datasets import load_dataset
+    from core.evaluation.robustness import (
+        corruption_suite,
+        corruption_table,
+        record,
+        scenes_table,
+        subset,
+        width_table,
+    )
+    from core.evaluation.scenes import make_scenes, save_scenes, score_scenes
+    from core.faces.detection import FaceDetector
 
     sizes: list[int | None] = args.min_face_size or [None]  # None: FaceDetector's default
     if args.scenes < 0 or any(size is not None and size < 12 for size in sizes):
@@ -570,9 +582,13 @@ def run_robustness(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from core.bench import main as bench_main
+    """The benchmark lives outside the library (tests/harness/bench.py); this command runs it."""
+    import subprocess
 
-    return bench_main(video_only=args.video_only, live_only=args.live_only)
+    from core.paths import REPO_ROOT
+
+    flags = [flag for flag, on in (("--video-only", args.video_only), ("--live-only", args.live_only)) if on]
+    return subprocess.call([sys.executable, "-m", "tests.harness.bench", *flags], cwd=REPO_ROOT)
 
 
 COMMANDS = {

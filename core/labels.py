@@ -1,4 +1,4 @@
-"""The one class order used everywhere: FER2013's original label order."""
+"""FER2013's conventions, used everywhere: its original class order and its 48x48 face crops."""
 
 from __future__ import annotations
 
@@ -29,3 +29,6 @@ def label_index(name: str) -> int:
     if key not in EMOTIONS:
         raise ValueError(f"unknown emotion label {name!r}; expected one of {', '.join(EMOTIONS)}")
     return EMOTIONS.index(key)
+
+
+CROP_SIZE = 48  # FER2013's faces are 48x48 grayscale; every crop is made to match

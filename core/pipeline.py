@@ -8,21 +8,21 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from core.faces import Face, FaceDetector, crop_face
-from core.images import decode_image, fit_within, to_rgb
+from core.explain.saliency import attention_maps, explain
+from core.faces.detection import Face, FaceDetector, crop_face
+from core.faces.drawing import draw_labels
+from core.faces.images import decode_image, fit_within, to_rgb
+from core.faces.quality import FLAG_TEXT, readability_flags
 from core.labels import EMOTIONS
-from core.predict import predict_proba
-from core.public import Limits
-from core.quality import FLAG_TEXT, readability_flags
-from core.registry import LoadedModel
-from core.saliency import attention_maps, explain
+from core.models.predict import predict_proba
+from core.models.registry import LoadedModel
+from core.serving.public import Limits
 
 CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "confidence", *EMOTIONS, "flags")
 
@@ -30,7 +30,7 @@ CSV_COLUMNS = ("image", "face", "x1", "y1", "x2", "y2", "model", "emotion", "con
 @dataclass
 class FaceResult:
     """One face: where it is, its 48x48 crop, each model's probabilities and heatmap, and why it may be
-    read wrongly (core.quality flags: "small", "blurred"; empty when nothing is wrong)."""
+    read wrongly (core.faces.quality flags: "small", "blurred"; empty when nothing is wrong)."""
 
     face: Face
     crop: np.ndarray
@@ -271,31 +271,3 @@ def annotate(analysis: Analysis, model: str | None = None) -> Image.Image:
         labels.append((result.face.crop_frame().corners(), label, result.agree()))
     draw_labels(picture, labels)
     return picture
-
-
-Outline = Sequence[float] | Sequence[tuple[float, float]]
-
-
-def draw_labels(picture: Image.Image, labels: Sequence[tuple[Outline, str, bool]]) -> None:
-    """Draw (outline, label, models agree) onto a picture in place: green where the models agree, yellow
-    where they don't, each label on a filled strip above its outline (below at the top edge).
-
-    An outline is a box (x1, y1, x2, y2) or the corners of a polygon, such as a face's turned crop square.
-    """
-    draw = ImageDraw.Draw(picture)
-    line = max(2, round(max(picture.size) / 300))
-    font = ImageFont.load_default(size=max(12, round(max(picture.size) / 40)))
-    for outline, label, agree in labels:
-        colour = (46, 204, 113) if agree else (241, 196, 15)
-        if isinstance(outline[0], tuple | list):
-            corners = [(float(x), float(y)) for x, y in outline]  # type: ignore[misc]
-            draw.polygon(corners, outline=colour, width=line)
-            xs, ys = zip(*corners, strict=True)
-            x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
-        else:
-            x1, y1, x2, y2 = (float(v) for v in outline)  # type: ignore[arg-type]
-            draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
-        left, top, right, bottom = draw.textbbox((x1, y1), label, font=font)
-        y = y1 - (bottom - top) - 2 * line if y1 - (bottom - top) - 2 * line > 0 else y2 + line
-        draw.rectangle((x1, y, x1 + right - left + 2 * line, y + bottom - top + 2 * line), fill=colour)
-        draw.text((x1 + line, y + line - (top - y1)), label, fill=(0, 0, 0), font=font)

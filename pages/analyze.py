@@ -7,14 +7,14 @@ from typing import Any
 
 import streamlit as st
 
-from core.charts import probability_chart
-from core.images import ImageError
+from core.explain.saliency import CAM_METHODS, overlay_on_crop
+from core.faces.images import ImageError
 from core.labels import EMOTIONS
 from core.pipeline import Analysis, FaceResult, annotate
-from core.public import limits, public_mode
-from core.saliency import CAM_METHODS, overlay_on_crop
-from core.studio import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge, file_stem, png_bytes, preview
+from core.serving.public import limits, public_mode
 from ui import pickers, resources
+from ui.charts import probability_chart
+from ui.display import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge, file_stem, png_bytes, preview
 from ui.inputs import ImageInput, image_inputs
 
 PRIVACY = (

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.charts import region_removal_chart
-from core.clusters import ALPHA, DEFAULT_CLUSTERS, LAMBDA
-from core.images import ImageError
+from core.explain.clusters import ALPHA, DEFAULT_CLUSTERS, LAMBDA
+from core.explain.regions import colour_regions, region_label
+from core.explain.saliency import CAM_METHODS, overlay_on_crop
+from core.faces.images import ImageError
 from core.pipeline import annotate
-from core.regions import colour_regions, region_label
-from core.saliency import CAM_METHODS, overlay_on_crop
-from core.studio import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge
 from ui import pickers, resources
+from ui.charts import region_removal_chart
+from ui.display import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge
 from ui.inputs import image_inputs
 
 st.title("Clusters")

@@ -7,13 +7,13 @@ import time
 import streamlit as st
 from streamlit_webrtc import Translations, WebRtcMode, webrtc_streamer
 
-from core.charts import emotion_timeline
-from core.ice import ICE_SERVERS, IceSettingError, loopback_only, rtc_configuration, use_loopback_only
-from core.live import LiveProcessor
-from core.public import limits, public_mode
-from core.smoothing import SMOOTHING
-from core.studio import HOW_TO_GET_MODELS
+from core.serving.public import limits, public_mode
+from core.video.ice import ICE_SERVERS, IceSettingError, loopback_only, rtc_configuration, use_loopback_only
+from core.video.live import LiveProcessor
+from core.video.smoothing import SMOOTHING
 from ui import pickers, resources
+from ui.charts import emotion_timeline
+from ui.display import HOW_TO_GET_MODELS
 
 PROCESSOR = "live_processor"
 CONNECTING_SINCE = "live_connecting_since"

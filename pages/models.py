@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.charts import (
+from core.data.datasets import DatasetError
+from core.evaluation.metrics import OCCLUSIONS
+from core.evaluation.report import paired_sentence
+from core.jobs import JobError, check_data_path, data_roots, dataset_choices
+from core.models.registry import broken_models
+from core.paths import DATA_DEFAULT
+from core.serving.public import public_mode
+from ui import pickers, resources
+from ui.charts import (
     class_difference_chart,
     class_distribution_chart,
     confusion_heatmap,
@@ -13,14 +21,7 @@ from core.charts import (
     reliability_chart,
     scenes_width_chart,
 )
-from core.cli import DATA_DEFAULT
-from core.data import DatasetError
-from core.evaluation import OCCLUSIONS
-from core.jobs import JobError, check_data_path, data_roots, dataset_choices
-from core.public import public_mode
-from core.registry import broken_models
-from core.report import paired_sentence
-from core.studio import (
+from ui.display import (
     HOW_TO_GET_MODELS,
     calibration_rows,
     evaluation_keys,
@@ -28,7 +29,6 @@ from core.studio import (
     model_summary,
     per_class_rows,
 )
-from ui import pickers, resources
 
 SPLITS = {"val": "val", "test": "test", "train": "train", "whole folder": None}
 
@@ -207,7 +207,7 @@ else:
         counts = sorted({entry["count"] for entry in corrupted.values()})
         st.caption(
             f"FER2013 val faces ({', '.join(map(str, counts))}) damaged like real photos at three "
-            "severities (core/corruptions.py), in the style of ImageNet-C."
+            "severities (core/data/corruptions.py), in the style of ImageNet-C."
         )
     in_scenes = {name: entry["scenes"] for name, entry in robustness.items() if "scenes" in entry}
     if in_scenes:

@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core.architectures import architectures
-from core.charts import training_curves
 from core.jobs import (
     Job,
     JobError,
@@ -20,9 +18,10 @@ from core.jobs import (
 )
 from core.jobs.settings import training_off_reason
 from core.jobs.store import job_table
-from core.registry import list_models
-from core.train_options import INPUT_SIZES, parse_arch_args
-from core.training import TrainConfig
+from core.models.architectures import architectures
+from core.models.registry import list_models
+from core.training.config import INPUT_SIZES, TrainConfig, parse_arch_args
+from ui.charts import training_curves
 
 st.title("Train")
 try:
@@ -87,7 +86,7 @@ def new_job_form() -> None:
                 1.0,
                 0.0,
                 step=0.1,
-                help="Rotation, blur, noise, JPEG, low light, low resolution or crop jitter (core.corruptions).",
+                help="Rotation, blur, noise, JPEG, low light, low resolution or crop jitter (core.data.corruptions).",
             )
         submitted = st.form_submit_button(
             "Start training", icon=":material/play_arrow:", disabled=not datasets
@@ -95,7 +94,7 @@ def new_job_form() -> None:
     if not datasets:
         st.warning("No dataset in the data roots: " + ", ".join(str(r) for r in data_roots()))
     if submitted:
-        try:  # building the TrainConfig checks every setting (core.train_options.check_settings)
+        try:  # building the TrainConfig checks every setting (core.training.config.check_settings)
             config = TrainConfig(
                 data=str(data),
                 architecture=architecture,

@@ -7,15 +7,15 @@ import json
 
 import streamlit as st
 
-from core.charts import emotion_timeline
+from core.explain.saliency import CAM_METHODS
 from core.labels import EMOTIONS
-from core.public import limits
-from core.saliency import CAM_METHODS
-from core.smoothing import SMOOTHING
-from core.studio import HOW_TO_GET_MODELS, file_stem
-from core.video import VideoError, VideoLimits
-from core.video_analysis import DEFAULT_EVERY, VideoSettings, analyze_video, frame_saliency
+from core.serving.public import limits
+from core.video.analysis import DEFAULT_EVERY, VideoSettings, analyze_video, frame_saliency
+from core.video.codec import VideoError, VideoLimits
+from core.video.smoothing import SMOOTHING
 from ui import pickers, resources
+from ui.charts import emotion_timeline
+from ui.display import HOW_TO_GET_MODELS, file_stem
 
 VIDEO_TYPES = ["mp4", "webm", "mov", "avi", "mkv", "m4v", "gif"]
 RESULT = "video_result"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 from skimage import data as skimage_data
 
-from core.architectures import create_model
-from core.labels import EMOTIONS
+from core.models.architectures import create_model
+from tests.helpers import write_fer_folders
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +33,7 @@ def astronaut() -> Image.Image:
 
 @pytest.fixture(scope="session")
 def detector():
-    from core.faces import FaceDetector
+    from core.faces.detection import FaceDetector
 
     return FaceDetector()
 
@@ -42,7 +41,7 @@ def detector():
 @pytest.fixture
 def tiny_registry(isolated_home: Path) -> list[str]:
     """Two randomly initialised models registered as tiny_a and tiny_b in the isolated home."""
-    from core.registry import save_model
+    from core.models.registry import save_model
 
     names = []
     for seed, (name, arch) in enumerate([("tiny_a", "seed_cnn"), ("tiny_b", "vgg")]):
@@ -55,34 +54,18 @@ def tiny_registry(isolated_home: Path) -> list[str]:
     return names
 
 
-def synthetic_faces(count_per_class: int, seed: int = 0, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable generated 'faces': a square whose position and brightness depend on the class, on noise."""
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    for label in range(len(EMOTIONS)):
-        for _ in range(count_per_class):
-            image = rng.integers(40, 90, size=(size, size)).astype(np.uint8)
-            row, col = divmod(label, 3)
-            top, left = 4 + row * 14, 4 + col * 14
-            image[top : top + 12, left : left + 12] = 110 + 20 * label
-            images.append(image)
-            labels.append(label)
-    return np.stack(images), np.array(labels, dtype=np.int64)
-
-
-def write_fer_folders(
-    root: Path, count_per_class: int = 6, splits: tuple[str, ...] = ("train", "val")
-) -> Path:
-    """A FER2013-style tree root/split/emotion/*.png of generated faces."""
-    for number, split in enumerate(splits):
-        images, labels = synthetic_faces(count_per_class, seed=number)
-        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
-            folder = root / split / EMOTIONS[label]
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(folder / f"{split}_{index}.png")
-    return root
-
-
 @pytest.fixture
 def fer_folders(tmp_path: Path) -> Path:
     return write_fer_folders(tmp_path / "fer")
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root holding one tiny generated dataset, `fer` (20 faces per class and split)."""
+    root = tmp_path / "data"
+    write_fer_folders(root / "fer", count_per_class=20)
+    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(root))
+    monkeypatch.setenv("FER_STUDIO_WORKER_NICE", "0")
+    monkeypatch.delenv("FER_STUDIO_TRAINING", raising=False)
+    monkeypatch.delenv("FER_STUDIO_MAX_JOBS", raising=False)
+    return root

@@ -15,7 +15,7 @@ from PIL import Image
 
 from core.cli import main
 from core.labels import EMOTIONS
-from core.registry import find_model
+from core.models.registry import find_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -136,7 +136,7 @@ def test_evaluate_and_record_on_generated_folder(tiny_registry, fer_folders: Pat
         main(["evaluate", "--model", "tiny_a", "--data", str(fer_folders), "--split", "val", "--record"]) == 0
     )
     assert "accuracy" in capsys.readouterr().out
-    from core.registry import _card_validator, find_model
+    from core.models.registry import _card_validator, find_model
 
     card = json.loads(find_model("tiny_a").with_suffix(".json").read_text())
     assert f"{fer_folders.name}/val" in card["evaluations"]

@@ -9,9 +9,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from core.faces import FaceDetector, crop_face
+from core.faces.detection import FaceDetector, crop_face
+from core.models.loading import load_model
 from core.pipeline import add_saliency, analyze, annotate
-from core.registry import load_model
 
 
 def test_astronaut_end_to_end(tiny_registry: list[str], detector, astronaut: Image.Image) -> None:

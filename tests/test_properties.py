@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from PIL import Image
 from skimage import data as skimage_data
 
-from core.images import ImageError, decode_image
+from core.faces.images import ImageError, decode_image
+from core.models.loading import load_model
 from core.pipeline import Analysis, analyze
-from core.registry import load_model
 
 MODES = [
     "1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from core.browser import REPO
+from tests.harness.browser import REPO
 
 DEV_TOOLS = {"pytest", "ruff", "selenium", "mypy", "hypothesis"}
 

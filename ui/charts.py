@@ -158,7 +158,7 @@ def occlusion_chart(
     """Recall lost per class when each region is covered, per model (points).
 
     `reports` maps a model name to the "occlusion" (or "region_removal") part of an evaluation
-    (core.evaluation): {"clean": ..., region: {"drop": {class: drop}}}.
+    (core.evaluation.metrics): {"clean": ..., region: {"drop": {class: drop}}}.
     """
     figure = go.Figure()
     classes = [*EMOTIONS, "all"]
@@ -323,7 +323,7 @@ def reliability_chart(calibrations: Mapping[str, Mapping[str, Any]], title: str 
 def corruption_chart(results: Mapping[str, Mapping[str, Any]]) -> go.Figure:
     """Accuracy under each corruption by severity (0 = clean), one small chart per corruption.
 
-    `results` maps a model name to its recorded corruption suite (core.robustness.corruption_suite):
+    `results` maps a model name to its recorded corruption suite (core.evaluation.robustness.corruption_suite):
     {"clean": accuracy, "accuracy": {corruption: [severity 1, 2, ...]}, "mean": accuracy}.
     """
     corruptions = list(dict.fromkeys(c for result in results.values() for c in result["accuracy"]))
@@ -365,7 +365,7 @@ def scenes_width_chart(results: Mapping[str, Mapping[str, Any]]) -> go.Figure:
     """Faces in scenes by face width: each model's end-to-end accuracy (bars; misses count wrong)
     and the detector's recall (line).
 
-    `results` maps a model name to its recorded scenes score (core.robustness.model_scenes):
+    `results` maps a model name to its recorded scenes score (core.evaluation.robustness.model_scenes):
     {"bins": [{"low", "high", "faces", "accuracy", "recall", "found_accuracy"}, ...], ...}.
     """
     figure = go.Figure()

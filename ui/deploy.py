@@ -7,14 +7,14 @@ import os
 
 import streamlit as st
 
-from core.public import SETTINGS
+from core.serving.public import SETTINGS
 
 # Bytes of multipart framing around one uploaded file (boundary, part headers, file name).
 _FRAMING = 2**20
 
 
 def settings_from_secrets() -> list[str]:
-    """Copy FER Studio's settings (core.public.SETTINGS) from Streamlit secrets into os.environ.
+    """Copy FER Studio's settings (core.serving.public.SETTINGS) from Streamlit secrets into os.environ.
 
     Secrets win over variables already set, as they do for Streamlit's own copy of
     top-level secrets into the environment (which skips TOML booleans: here true is 1).

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.images import SUFFIXES, fit_within
+from core.faces.images import SUFFIXES, fit_within
 from core.labels import EMOTIONS
 
 PREFERRED_PAIR = ("baseline", "masked")

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.public import limits
-from core.studio import UPLOAD_TYPES, sample_png
+from core.serving.public import limits
+from ui.display import UPLOAD_TYPES, sample_png
 
 SAMPLE_NAME = "sample: astronaut portrait"
 

@@ -36,10 +36,10 @@ def warm_up() -> None:
     if not any(isinstance(f, _SkipWarmUpThread) for f in context_logger.filters):
         context_logger.addFilter(_SkipWarmUpThread())
     try:
-        import core.charts  # noqa: F401
-        from core.registry import list_models
-        from core.studio import default_pair, model_keys
+        import ui.charts  # noqa: F401
+        from core.models.registry import list_models
         from ui import resources
+        from ui.display import default_pair, model_keys
 
         resources.detector()
         cards = list_models()
@@ -49,7 +49,7 @@ def warm_up() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.memory import limit_heap_arenas
+    from core.serving.memory import limit_heap_arenas
 
     limit_heap_arenas()  # before any thread: see app.py, which does it too for `streamlit run`
     threading.Thread(target=warm_up, name=WARM_UP_THREAD, daemon=True).start()

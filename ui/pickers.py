@@ -7,9 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from core.ensemble import ensemble_choices
-from core.registry import list_models
-from core.studio import HOW_TO_GET_MODELS, default_pair, model_keys
+from core.models.ensemble import ensemble_choices
+from core.models.registry import list_models
+from ui.display import HOW_TO_GET_MODELS, default_pair, model_keys
 
 MODEL_A, MODEL_B = "model_a", "model_b"
 

@@ -22,16 +22,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import streamlit as st
 
-from core.bounded_cache import BoundedCache
-from core.faces import FaceDetector
-from core.gate import Gate
-from core.memory import freeze_long_lived, release_free_memory
+from core.faces.detection import FaceDetector
+from core.models.loading import load_model
+from core.models.registry import LoadedModel, ModelLoadError
 from core.pipeline import Analysis, add_saliency, analyze_within
-from core.public import limits
-from core.registry import LoadedModel, ModelLoadError, load_model
+from core.serving.bounded_cache import BoundedCache
+from core.serving.gate import Gate
+from core.serving.memory import freeze_long_lived, release_free_memory
+from core.serving.public import limits
 
 if TYPE_CHECKING:
-    from core.regions import RegionStudy
+    from core.explain.regions import RegionStudy
 
 ModelKeys = tuple[tuple[str, float], ...]
 OnWait = Callable[[int], None] | None
@@ -204,8 +205,8 @@ def heatmaps(
 
 @st.cache_data(show_spinner=False, ttl=ONE_HOUR)
 def class_counts(data: str, split: str | None) -> dict[str, int]:
-    """core.data.class_counts, re-read at most hourly."""
-    from core.data import class_counts as count
+    """core.data.datasets.class_counts, re-read at most hourly."""
+    from core.data.datasets import class_counts as count
 
     return count(data, split)
 
@@ -221,8 +222,8 @@ def region_study(
     method: str,
     _on_wait: OnWait = None,
 ) -> RegionStudy:
-    """core.regions.study_regions for one crop, cached in memory, computed behind the gate."""
-    from core.regions import study_regions
+    """core.explain.regions.study_regions for one crop, cached in memory, computed behind the gate."""
+    from core.explain.regions import study_regions
 
     with gate().admit(_on_wait):
         return study_regions(crop, model(*attention_key), models(keys), n, lam, alpha, method)
@@ -238,15 +239,15 @@ def evaluation(
     _progress: Any = None,
     _on_wait: OnWait = None,
 ) -> dict[str, Any]:
-    """core.evaluation.evaluate_model on a dataset, cached per model version, data and split.
+    """core.evaluation.metrics.evaluate_model on a dataset, cached per model version, data and split.
 
     `data` must already be checked against the data roots (core.jobs.check_data_path).
     `data_stamp` (the dataset's modification time) is part of the key; `_progress`
     (fraction, text) and `_on_wait` (others ahead at the gate) are not, and are only
     called when the result is computed.
     """
-    from core.data import load_dataset
-    from core.evaluation import evaluate_model
+    from core.data.datasets import load_dataset
+    from core.evaluation.metrics import evaluate_model
 
     del data_stamp
     report = _progress or (lambda fraction, text: None)
@@ -270,7 +271,7 @@ def evaluation(
 @st.cache_resource(show_spinner="Loading the face detector…")
 def video_detector() -> FaceDetector:
     """The detector for video frames (searching a downscaled copy), shared by every session."""
-    from core.video_analysis import video_detector as make
+    from core.video.analysis import video_detector as make
 
     found = make()
     freeze_long_lived()

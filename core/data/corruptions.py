@@ -4,7 +4,7 @@ One set of functions serves two jobs: the corruption suite scores a model on FER
 damaged at fixed severities, and robust training (`--corrupt-probability`) damages training
 faces at a random severity. Each corruption takes a uint8 (48, 48) face, a severity from 1 to
 SEVERITIES and a NumPy generator, and returns a uint8 (48, 48) face. Pixels moved in from outside
-the crop repeat the nearest edge, as core.faces.crop_face does: black means "removed" to the
+the crop repeat the nearest edge, as core.faces.detection.crop_face does: black means "removed" to the
 cluster-masked model.
 """
 

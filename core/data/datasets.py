@@ -17,10 +17,9 @@ from typing import IO
 import numpy as np
 from PIL import Image
 
-from core.images import SUFFIXES, ImageError, decode_image, to_gray_array
-from core.labels import EMOTIONS, label_index
+from core.faces.images import SUFFIXES, ImageError, decode_image, to_gray_array
+from core.labels import CROP_SIZE, EMOTIONS, label_index
 
-CROP_SIZE = 48
 IMAGE_SUFFIXES = set(SUFFIXES)
 CSV_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 

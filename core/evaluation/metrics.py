@@ -16,10 +16,10 @@ from sklearn.metrics import (
 )
 from torch import nn
 
-from core.data import FaceDataset
+from core.data.datasets import FaceDataset
 from core.labels import EMOTIONS
-from core.predict import calibrated_softmax
-from core.preprocess import to_tensor
+from core.models.predict import calibrated_softmax
+from core.models.preprocess import to_tensor
 
 # Rows of a 48x48 FER2013 crop covered by each occlusion, like the seed paper's
 # drawn-on face mask (lower face) and its converse (eye band).
@@ -193,7 +193,7 @@ def region_removal_report(
     on_pass: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Per-class recall on clean faces and with each attention region blacked out (the seed
-    paper's clusters: `region_maps` (N, 48, 48) from core.regions.dataset_regions, region 0
+    paper's clusters: `region_maps` (N, 48, 48) from core.explain.regions.dataset_regions, region 0
     the most attended), under keys region_1, region_2, …; `clean` and `on_pass` as in
     occlusion_report.
     """

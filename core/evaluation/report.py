@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.labels import EMOTIONS
-from core.registry import find_model, read_card
+from core.models.registry import find_model, read_card
 
 DEFAULT_EVALUATION = "fer2013/val"
 
@@ -101,7 +101,7 @@ def paired_sentence(
     """
     import numpy as np
 
-    from core.evaluation import paired_comparison
+    from core.evaluation.metrics import paired_comparison
 
     if (
         "predictions" not in first
@@ -156,7 +156,7 @@ def per_class_chart(names: list[str], path: Path, key: str = DEFAULT_EVALUATION)
 
 def average_table(rows: dict[str, dict[str, Any]], eces: dict[str, float]) -> str:
     """Markdown: the average of models and each member: accuracy (95 % interval), macro-F1, ECE
-    and, for a member, the exact McNemar test against the average (core.cards.calibrate_models)."""
+    and, for a member, the exact McNemar test against the average (core.evaluation.record.calibrate_models)."""
     lines = [
         "| model | accuracy (95 % CI) | macro-F1 | ECE | right only by the average / only by the member | McNemar p |",
         "| --- | --- | ---: | ---: | --- | ---: |",

@@ -1,6 +1,6 @@
 """The real-photo test: the corruption suite on FER2013 `val` and faces in scenes, as README tables.
 
-`python -m core robustness` runs both (core.corruptions, core.scenes) on the registered
+`python -m core robustness` runs both (core.data.corruptions, core.evaluation.scenes) on the registered
 models, prints Markdown tables and, with --record, stores the results in each model card
 under "robustness" (what the Models page charts).
 """
@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from core.corruptions import CORRUPTIONS, SEVERITIES, corrupt_all
-from core.data import FaceDataset
-from core.evaluation import predict_dataset
-from core.registry import LoadedModel, update_card
-from core.scenes import WIDTH_BINS
+from core.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt_all
+from core.data.datasets import FaceDataset
+from core.evaluation.metrics import predict_dataset
+from core.evaluation.scenes import WIDTH_BINS
+from core.models.registry import LoadedModel, update_card
 
 
 def subset(faces: FaceDataset, limit: int | None, seed: int = 0) -> FaceDataset:

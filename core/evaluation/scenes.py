@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from core.faces import FaceDetector
+from core.faces.detection import FaceDetector
 from core.labels import EMOTIONS
+from core.models.registry import LoadedModel
 from core.pipeline import analyze
-from core.registry import LoadedModel
 
-# A FER2013 face (MTCNN's box) is 0.80 of its 48x48 frame wide (core.faces: `python -m core framing`).
+# A FER2013 face (MTCNN's box) is 0.80 of its 48x48 frame wide (core.faces.detection: `python -m core framing`).
 FACE_SHARE = 0.80
 FACE_WIDTHS = (20.0, 200.0)  # face widths in photo pixels, drawn log-uniformly
 WIDTH_BINS = ((20, 30), (30, 40), (40, 60), (60, 100), (100, 200))

@@ -1,7 +1,7 @@
 """The seed paper's method for one face: attention → k-means regions → each region removed.
 
 Shows which facial region each model depends on: the same clusters the cluster-masked
-training removes (core.clusters), applied to one crop, with every model's prediction on
+training removes (core.explain.clusters), applied to one crop, with every model's prediction on
 the whole face and on the face with each region blacked out.
 """
 
@@ -13,11 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.clusters import ALPHA, DEFAULT_CLUSTERS, LAMBDA, cluster_attention, cluster_each, remove_cluster
+from core.explain.clusters import (
+    ALPHA,
+    DEFAULT_CLUSTERS,
+    LAMBDA,
+    cluster_attention,
+    cluster_each,
+    remove_cluster,
+)
+from core.explain.saliency import attention_maps, overlay_on_crop
 from core.labels import EMOTIONS
-from core.predict import predict_many
-from core.registry import LoadedModel
-from core.saliency import attention_maps, overlay_on_crop
+from core.models.predict import predict_many
+from core.models.registry import LoadedModel
 
 # One colour per region (RGB), most attended region first.
 REGION_COLOURS: tuple[tuple[int, int, int], ...] = (

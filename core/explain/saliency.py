@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.architectures import cam_layers
-from core.faces import CropFrame, Face
-from core.predict import calibrated_softmax
-from core.preprocess import centre_offset, spec, to_tensor
-from core.registry import LoadedModel
+from core.faces.detection import CropFrame, Face
+from core.models.architectures import cam_layers
+from core.models.predict import calibrated_softmax
+from core.models.preprocess import centre_offset, spec, to_tensor
+from core.models.registry import LoadedModel
 
 # Method names for a select box, as the package's own command-line tool maps them, to
 # the package's class names.

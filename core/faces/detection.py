@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.data import CROP_SIZE
+from core.labels import CROP_SIZE
 
 # FER2013 faces fill the frame from hairline to chin. Measured by running this detector on
 # 300 upscaled FER2013 val faces (`python -m core framing`): the median MTCNN box is
@@ -27,14 +27,14 @@ FRAME_SCALE = 0.95
 FRAME_SHIFT_UP = 0.013
 # Tilts smaller than this are left as they are: the crop barely changes and skips a resampling.
 MIN_ROLL_DEGREES = 3.0
-# Faces 20-40 px wide are still read better than missed: on faces in scenes (`python -m core.face_study`)
+# Faces 20-40 px wide are still read better than missed: on faces in scenes (`python -m tests.harness.face_study`)
 # 20 px found 3.6 % more of the faces than 40 px and, with upright crops, raised end-to-end accuracy
 # (misses wrong) from 40.6 % to 44.2 % (baseline) and 41.2 % to 43.0 % (masked), for about 1.8x the
 # detection time at 640x480 (103 against 57 ms of CPU). Large photos are searched on
 # a copy at most max_side wide with MTCNN's 12 px floor, so there the floor is 1.25 % of the long side.
 PHOTO_MIN_FACE_SIZE = 20
 # Video frames are searched on a 320-px copy, where that 12 px floor makes 20 and 30 find the faces 40
-# does (`python -m core.face_study --video`); 40 is the cheapest per frame.
+# does (`python -m tests.harness.face_study --video`); 40 is the cheapest per frame.
 VIDEO_MIN_FACE_SIZE = 40
 
 

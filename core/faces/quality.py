@@ -1,6 +1,6 @@
 """Whether a face crop can be read: too small in the photo or too blurred.
 
-Thresholds come from the faces-in-scenes study (`python -m core.face_study --scenes 50`, README
+Thresholds come from the faces-in-scenes study (`python -m tests.harness.face_study --scenes 50`, README
 table), on the faces found with a 20 px minimum: faces narrower than 25 px were read right 3 times
 in 9 against 64 % for the wider ones; crops in the blurriest tenth (sharpness under 120) 58 % and
 42 % (baseline, masked) against 71 % and 69 % for the sharpest half. FER2013 val's own crops are
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from core.faces import Face
+from core.faces.detection import Face
 
 MIN_READABLE_WIDTH = 25.0  # photo pixels of the detector's box
 MIN_SHARPNESS = 120.0  # variance of the Laplacian of the 48x48 crop

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from core.jobs.store import Job
-from core.train_options import add_train_options, config_from_args
+from core.training.config import add_train_options, config_from_args
 
 
 def add_jobs_parser(commands: argparse._SubParsersAction) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.jobs.settings import check_data_path
 from core.jobs.store import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, Job, JobStore
-from core.train_options import FLAG_FOR_FIELD as TRAIN_FLAGS
+from core.training.config import FLAG_FOR_FIELD as TRAIN_FLAGS
 
 
 class StopCheck:
@@ -70,8 +70,9 @@ def run_job(job_id: int, should_stop: Callable[[], bool] = _never, store: JobSto
 def _train_and_register(
     job: Job, store: JobStore, log: logging.Logger, stop: StopCheck
 ) -> tuple[str, str | None]:
-    from core.cards import register_run
-    from core.training import StopRequested, TrainConfig, train
+    from core.training.config import TrainConfig
+    from core.training.loop import StopRequested, train
+    from core.training.register import register_run
 
     config = TrainConfig.from_dict(job.params)
     check_data_path(config.data)
@@ -111,7 +112,7 @@ def _train_and_register(
 
 def train_command(params: dict[str, Any], run_dir: Path, name: str) -> str:
     """The `python -m core train` command that reproduces a job (non-default values only)."""
-    from core.training import TrainConfig
+    from core.training.config import TrainConfig
 
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     words = ["python", "-m", "core", "train"]

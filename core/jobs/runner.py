@@ -18,7 +18,7 @@ from core.jobs.store import ACTIVE, CANCELLED, Job, JobStore
 from core.jobs.worker import ensure_worker
 
 if TYPE_CHECKING:
-    from core.training import TrainConfig
+    from core.training.config import TrainConfig
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -102,7 +102,7 @@ class LocalRunner:
     def _check_name(self, name: str) -> None:
         if not NAME_PATTERN.fullmatch(name):
             raise JobError(f"model name {name!r}: use letters, digits, '_', '-' and '.' (at most 64)")
-        from core.registry import list_models
+        from core.models.registry import list_models
 
         if any(card["name"] == name for card in list_models()):
             raise JobError(f"a model named {name!r} already exists; choose another name")
@@ -114,10 +114,10 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     """Check what only this machine can tell; dataset paths become absolute.
 
     The settings themselves (ranges, architecture arguments and their size) were checked when
-    the TrainConfig was built (core.train_options.check_settings): no model is built here.
+    the TrainConfig was built (core.training.config.check_settings): no model is built here.
     """
-    from core.registry import list_models
-    from core.training import resolve_device
+    from core.models.registry import list_models
+    from core.training.loop import resolve_device
 
     config = replace(config, data=str(check_data_path(config.data)))
     if config.val_data:

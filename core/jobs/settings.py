@@ -1,6 +1,6 @@
 """Settings of the job system, all read from the environment at call time.
 
-FER_STUDIO_HOME        data folder; jobs live in $FER_STUDIO_HOME/jobs (see core.home)
+FER_STUDIO_HOME        data folder; jobs live in $FER_STUDIO_HOME/jobs (see core.paths)
 FER_STUDIO_TRAINING    "off" (or 0/false/no) turns training off; public mode (FER_STUDIO_PUBLIC=1) implies it
 FER_STUDIO_MAX_JOBS    trainings that may run at once (default 1); the rest wait in order
 FER_STUDIO_DATA_ROOTS  folders that datasets must lie in, separated by os.pathsep
@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.home import home_dir
-from core.public import public_mode
+from core.paths import REPO_ROOT, home_dir
+from core.serving.public import public_mode
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 _ON = {"on", "1", "true", "yes", "enabled"}
 _OFF = {"off", "0", "false", "no", "disabled"}
 

@@ -19,7 +19,6 @@ import threading
 import time
 from pathlib import Path
 
-from core.home import home_dir
 from core.jobs import queue
 from core.jobs.settings import (
     REPO_ROOT,
@@ -33,6 +32,7 @@ from core.jobs.settings import (
     worker_niceness,
 )
 from core.jobs.store import QUEUED, RUNNING, JobStore, pid_alive
+from core.paths import home_dir
 
 LOCK_NAME = "worker.lock"
 logger = logging.getLogger("fer_studio.worker")

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.architectures import cam_layer
 from core.labels import EMOTIONS
-from core.registry import LoadedModel, ModelLoadError, ModelNotFound, load_model
+from core.models.architectures import cam_layer
+from core.models.registry import LoadedModel, ModelLoadError, ModelNotFound, load_registered
 
 SEPARATOR = "+"
 
@@ -69,7 +69,7 @@ def load_ensemble(name: str) -> LoadedModel:
     members: list[LoadedModel] = []
     for part in names:
         try:
-            members.append(load_model(part))
+            members.append(load_registered(part))
         except (ModelLoadError, ModelNotFound) as err:
             raise ModelLoadError(f"model {name}: its member cannot be used ({err})") from None
     preprocessing = members[0].preprocessing

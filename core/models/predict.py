@@ -8,8 +8,8 @@ import weakref
 import numpy as np
 import torch
 
-from core.preprocess import spec, to_tensor
-from core.registry import LoadedModel
+from core.models.preprocess import spec, to_tensor
+from core.models.registry import LoadedModel
 
 
 def calibrated_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -21,12 +21,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from torch import nn
 
-from core.architectures import create_model
-from core.home import home_dir
 from core.labels import EMOTIONS
-from core.preprocess import DEFAULT_PREPROCESSING
+from core.models.architectures import create_model
+from core.models.preprocess import DEFAULT_PREPROCESSING
+from core.paths import SHIPPED_MODELS, home_dir
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_DIR = SHIPPED_MODELS
 
 
 class ModelNotFound(LookupError):
@@ -48,7 +48,7 @@ _EVALUATION = {
         "accuracy_95ci": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
     },
 }
-# Temperature scaling (core.calibration), written by `python -m core calibrate --record`.
+# Temperature scaling (core.evaluation.calibration), written by `python -m core calibrate --record`.
 _CALIBRATION = {
     "type": "object",
     "required": ["temperature"],
@@ -64,7 +64,7 @@ _CALIBRATION = {
     },
 }
 _SHARE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
-# `python -m core robustness --record` (core.robustness): the corruption suite and faces in scenes.
+# `python -m core robustness --record` (core.evaluation.robustness): the corruption suite and faces in scenes.
 _ROBUSTNESS = {
     "type": "object",
     "properties": {
@@ -254,17 +254,13 @@ def find_model(name: str) -> Path:
     raise ModelNotFound(f"no model named {name!r}; registered models: {known}")
 
 
-def load_model(name: str) -> LoadedModel:
+def load_registered(name: str) -> LoadedModel:
     """Rebuild a registered model from its card and load its weights (tensors only).
 
     ModelNotFound when there is no such model; ModelLoadError, naming the model and the cause,
-    when its card or weights cannot be used. A name like "baseline+masked" that is no file
-    gives the average of those models (core.ensemble).
+    when its card or weights cannot be used. Callers use core.models.loading.load_model, which
+    also knows averages ("A+B").
     """
-    from core.ensemble import is_ensemble_name, load_ensemble
-
-    if is_ensemble_name(name) and not _registered(name):
-        return load_ensemble(name)
     weights = find_model(name)
     card = read_card(weights.with_suffix(".json"))
     label = weights.stem
@@ -285,7 +281,7 @@ def load_model(name: str) -> LoadedModel:
     return LoadedModel(label, module, card)
 
 
-def _registered(name: str) -> bool:
+def is_registered(name: str) -> bool:
     """Whether NAME.pt and NAME.json are in one of the model folders."""
     return any((d / f"{name}.pt").exists() and (d / f"{name}.json").exists() for d in model_dirs())
 

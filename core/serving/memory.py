@@ -42,7 +42,7 @@ def limit_heap_arenas(arenas: int = SERVER_ARENAS) -> bool:
     glibc gives threads their own arenas (up to 8 per core), and each keeps the high-water mark
     of what its threads once held. Streamlit runs every script run in a new thread, so with many
     visitors each photo's detection grew another arena: the 20-session load test peaked at 2.2 GB,
-    and 1.5 GB with two arenas at the same speed (`python -m tests.loadtest --sessions 20`).
+    and 1.5 GB with two arenas at the same speed (`python -m tests.harness.loadtest --sessions 20`).
     Call it early: arenas made before stay.
     """
     mallopt = getattr(_libc(), "mallopt", None)

@@ -15,7 +15,7 @@ FER_STUDIO_MAX_VIDEO_SECONDS  length of an uploaded video          (default 600,
 FER_STUDIO_MAX_STREAMS     live camera streams at once in the process (default 2, public 1)
 FER_STUDIO_MAX_STREAM_SECONDS length of one live stream            (default 3600, public 120)
 
-The live camera's STUN/TURN servers are FER_STUDIO_ICE_SERVERS (core.ice).
+The live camera's STUN/TURN servers are FER_STUDIO_ICE_SERVERS (core.video.ice).
 
 No Streamlit here: the app copies these names from Streamlit secrets into the
 environment on every page run (ui.deploy.settings_from_secrets), where a secret wins over a

@@ -1,4 +1,4 @@
-"""The training settings: flags shared by `python -m core train` and `python -m core jobs submit`,
+"""The training settings: TrainConfig (everything that defines a run), the flags shared by `python -m core train` and `python -m core jobs submit`,
 and `check_settings`, the one check of a TrainConfig that every entry (both commands and the
 Train page) goes through when it builds one.
 
@@ -9,23 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-# FER2013 beside the repository (not beside the current folder: the app may start anywhere).
-DATA_DEFAULT = str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "fer2013")
-REPOSITORY = Path(__file__).resolve().parent.parent
-
-
-def portable_path(path: str | Path) -> str:
-    """A path as a card records it: relative to the repository when it lies beside it (the FER2013
-    default reads '../shared/datasets/fer2013' on any machine), otherwise as given."""
-    resolved = Path(path).resolve()
-    if resolved.is_relative_to(REPOSITORY.parent):
-        return os.path.relpath(resolved, REPOSITORY)
-    return str(path)
-
+from core.paths import DATA_DEFAULT
 
 SCHEMES = ("baseline", "masked")
 MASK_MODES = ("random", "expand")
@@ -35,6 +22,53 @@ SCHEDULES = ("cosine", "plateau")
 DEVICE_TYPES = ("cpu", "cuda")
 INPUT_SIZES = (16, 48)  # a random crop of the 48x48 face; vgg's 5 blocks pool 16 down to 1
 MAX_CLUSTERS = 16
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored as plain data in config.json and checkpoints."""
+
+    data: str
+    val_data: str | None = None
+    train_split: str | None = "train"
+    val_split: str | None = "val"
+    architecture: str = "vgg"
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    scheme: str = "baseline"
+    mask_mode: str = "random"
+    mask_probability: float = 0.5
+    clusters: int = 3
+    cluster_scope: str = "image"
+    attention_model: str | None = None
+    cam_method: str = "gradcam"
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    class_weights: bool = False
+    augment: bool = True
+    corrupt_probability: float = 0.0
+    init_weights: str | None = None
+    ema_decay: float = 0.999
+    seed: int = 0
+    limit: int | None = None
+    input_size: int = 40
+    threads: int | None = None
+    device: str = "auto"
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
 
 TRAIN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--data", {"default": DATA_DEFAULT, "help": "FER2013 folder or fer2013.csv"}),
@@ -58,7 +92,7 @@ TRAIN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--ema-decay", {"type": float}),
     (
         "--corrupt-probability",
-        {"type": float, "help": "share of training faces damaged like real photos (core.corruptions)"},
+        {"type": float, "help": "share of training faces damaged like real photos (core.data.corruptions)"},
     ),
     (
         "--init-weights",
@@ -86,10 +120,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true")
 
 
-def config_from_args(args: argparse.Namespace) -> Any:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig from parsed flags (flags left out keep TrainConfig's defaults)."""
-    from core.training import TrainConfig
-
     values = {key: getattr(args, key) for key in FLAG_FOR_FIELD if getattr(args, key) is not None}
     if "arch_args" in values:
         values["arch_args"] = parse_arch_args(values["arch_args"])
@@ -112,9 +144,9 @@ def check_settings(config: Any) -> None:
     """Refuse a TrainConfig whose settings training would fail on, before anything is loaded or queued.
 
     Raises ValueError with one line that names each refused setting. Whether a device asked
-    for is present is checked where the training runs (core.training.resolve_device).
+    for is present is checked where the training runs (core.training.loop.resolve_device).
     """
-    from core.architectures import check_arch_args
+    from core.models.architectures import check_arch_args
 
     problems = [
         *_choice(config, "scheme", SCHEMES),
@@ -143,7 +175,7 @@ def check_settings(config: Any) -> None:
     if config.scheme == "masked" and not config.attention_model:
         problems.append("the masked scheme needs attention_model: a trained baseline")
     if config.init_weights:
-        from core.registry import ModelNotFound, find_model
+        from core.models.registry import ModelNotFound, find_model
 
         try:
             find_model(config.init_weights)

@@ -19,7 +19,7 @@ import platform
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,61 +30,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from core.architectures import create_model
-from core.corruptions import RandomCorruption
-from core.data import FaceDataset, check_held_out, load_dataset
-from core.evaluation import classification_metrics, predict_dataset
+from core.data.corruptions import RandomCorruption
+from core.data.datasets import FaceDataset, check_held_out, load_dataset
+from core.evaluation.metrics import classification_metrics, predict_dataset
 from core.labels import NUM_CLASSES
-from core.preprocess import DEFAULT_PREPROCESSING, to_tensor
-from core.train_options import check_settings
+from core.models.architectures import create_model
+from core.models.preprocess import DEFAULT_PREPROCESSING, to_tensor
+from core.training.config import TrainConfig
 
 CLUSTER_CHUNK = 2000  # faces per attention-and-k-means chunk: should_stop is polled between chunks
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; stored as plain data in config.json and checkpoints."""
-
-    data: str
-    val_data: str | None = None
-    train_split: str | None = "train"
-    val_split: str | None = "val"
-    architecture: str = "vgg"
-    arch_args: dict[str, Any] = field(default_factory=dict)
-    scheme: str = "baseline"
-    mask_mode: str = "random"
-    mask_probability: float = 0.5
-    clusters: int = 3
-    cluster_scope: str = "image"
-    attention_model: str | None = None
-    cam_method: str = "gradcam"
-    epochs: int = 30
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    class_weights: bool = False
-    augment: bool = True
-    corrupt_probability: float = 0.0
-    init_weights: str | None = None
-    ema_decay: float = 0.999
-    seed: int = 0
-    limit: int | None = None
-    input_size: int = 40
-    threads: int | None = None
-    device: str = "auto"
-    workers: int = 0
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -99,7 +53,7 @@ class StopRequested(Exception):
 def build_augmentation(input_size: int, corrupt_probability: float = 0.0) -> v2.Compose:
     """Flip, shift/scale/rotate, brightness/contrast, random crop and erasing, on uint8 (1,48,48).
 
-    corrupt_probability > 0 first damages that share of faces like real photos (core.corruptions).
+    corrupt_probability > 0 first damages that share of faces like real photos (core.data.corruptions).
     """
     return v2.Compose(
         [
@@ -354,7 +308,7 @@ def train(
 def _load_initial_weights(model: nn.Module, name: str, device: torch.device) -> None:
     """Start from a trained model's weights (registered name or .pt path) to fine-tune it; resuming a
     run then loads its checkpoint over them. ValueError when the architectures differ."""
-    from core.registry import find_model, read_weights
+    from core.models.registry import find_model, read_weights
 
     path = find_model(name)
     weights = {key: value.to(device) for key, value in read_weights(path, path.stem).items()}
@@ -482,14 +436,14 @@ def _cluster_maps(
 ) -> np.ndarray:
     """Per-image or dataset-level cluster maps from the baseline's attention, cached in the run.
 
-    Per image this is core.regions.dataset_regions (Grad-CAM, then one k-means per face, about
+    Per image this is core.explain.regions.dataset_regions (Grad-CAM, then one k-means per face, about
     30 ms each on one core, spread over the cores) in chunks, with a progress bar and
     should_stop polled between chunks.
     """
-    from core.clusters import cluster_attention, dataset_attention
-    from core.regions import dataset_regions
-    from core.registry import load_model
-    from core.saliency import attention_maps
+    from core.explain.clusters import cluster_attention, dataset_attention
+    from core.explain.regions import dataset_regions
+    from core.explain.saliency import attention_maps
+    from core.models.loading import load_model
 
     cache = run_dir / "clusters.npz"
     if cache.exists():

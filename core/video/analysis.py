@@ -1,6 +1,6 @@
 """Emotion over time in a video: decode → detect (every k-th frame) → track → crop → classify → smooth.
 
-Each step is the one the photos use (core.faces, core.pipeline.classify_faces, core.saliency);
+Each step is the one the photos use (core.faces.detection, core.pipeline.classify_faces, core.explain.saliency);
 this module only runs them frame after frame. Frames are streamed and dropped: the result
 holds numbers only, and the annotated video is encoded while the frames go by.
 """
@@ -20,16 +20,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.faces import VIDEO_MIN_FACE_SIZE, Face, FaceDetector, crop_face
-from core.memory import release_free_memory
-from core.pipeline import classify_faces, draw_labels
-from core.predict import inference_copy
-from core.registry import LoadedModel
-from core.saliency import attention_maps, overlay_on_photo
-from core.smoothing import DEFAULT_SMOOTHING, make_smoother
-from core.timeline import FacePoint, VideoResult
-from core.tracking import FaceTracker
-from core.video import (
+from core.explain.saliency import attention_maps, overlay_on_photo
+from core.faces.detection import VIDEO_MIN_FACE_SIZE, Face, FaceDetector, crop_face
+from core.faces.drawing import draw_labels
+from core.models.predict import inference_copy
+from core.models.registry import LoadedModel
+from core.pipeline import classify_faces
+from core.serving.memory import release_free_memory
+from core.video.codec import (
     DEFAULT_EVERY,
     DEFAULT_LIMITS,
     VideoFrame,
@@ -40,6 +38,9 @@ from core.video import (
     probe,
     read_frame,
 )
+from core.video.smoothing import DEFAULT_SMOOTHING, make_smoother
+from core.video.timeline import FacePoint, VideoResult
+from core.video.tracking import FaceTracker
 
 # Video frames are detected on a copy at most this wide/high (MTCNN's time grows with the pixels);
 # with min_face_size 40 a 640x480 frame is searched at 320x240 for faces of 20 pixels and up.

@@ -24,12 +24,12 @@ import av
 import numpy as np
 from PIL import Image
 
-from core.faces import FaceDetector
-from core.pipeline import draw_labels
-from core.registry import LoadedModel
-from core.smoothing import DEFAULT_SMOOTHING
-from core.timeline import FacePoint
-from core.video_analysis import TRACK_MEMORY_SECONDS, FrameAnalyzer, half_torch_threads
+from core.faces.detection import FaceDetector
+from core.faces.drawing import draw_labels
+from core.models.registry import LoadedModel
+from core.video.analysis import TRACK_MEMORY_SECONDS, FrameAnalyzer, half_torch_threads
+from core.video.smoothing import DEFAULT_SMOOTHING
+from core.video.timeline import FacePoint
 
 HISTORY_SECONDS = 10.0  # the live chart's span
 STREAM_FPS = 30  # frame numbers for the tracker are counted at this rate from the frame's time
@@ -187,7 +187,7 @@ class LiveProcessor:
                 index, analysed = self._index, self._analysed
             # Half the intra-op threads while a frame is analysed: two stall whenever the other core
             # is busy (another session, or the browser on a small machine): 7.9 → 13.7 analysed
-            # frames/s in the real-browser run on 2 cores (python -m tests.live_browser_bench).
+            # frames/s in the real-browser run on 2 cores (python -m tests.harness.live_browser_bench).
             with half_torch_threads():
                 points = self.analyzer.step(index, time_s, image, detect=analysed % self.analyzer.every == 0)
             drawn = self._draw(image, points)

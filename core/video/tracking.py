@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from core.faces import Face, as_box
+from core.faces.detection import Face, as_box
 
 
 @dataclass

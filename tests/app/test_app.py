@@ -11,54 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import registry
-from core.cards import evaluate_and_record
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["pages/analyze.py", "pages/clusters.py", "pages/models.py", "pages/train.py"]
-TIMEOUT = 180
-
-
-@pytest.fixture(autouse=True)
-def navigation_from_app_py(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every page through app.py, as a running server does.
-
-    A server uses the pages/ folder only until the first st.navigation call, then app.py's
-    navigation for good. AppTest forgets that on every run and, because pages/ exists,
-    would run a page other than the default one on its own, without app.py's sidebar.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture(autouse=True)
-def fresh_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """Empty caches (cached resources outlive AppTest instances) and no shipped models."""
-    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "no-shipped-models")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def open_page(page: str) -> AppTest:
-    """Run app.py showing `page` (the first run already shows it: no detour via Analyze)."""
-    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if page != PAGES[0]:
-        app.switch_page(page)
-    return app.run()
+from core.evaluation.record import evaluate_and_record
+from core.models import registry
+from tests.helpers import (  # noqa: F401 (autouse fixtures)
+    PAGES,
+    fresh_app,
+    navigation_from_app_py,
+    no_errors,
+    open_page,
+)
 
 
 def image_captions(app: AppTest) -> list[str]:
@@ -69,11 +33,6 @@ def jpeg(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
-
-
-def no_errors(app: AppTest) -> None:
-    assert not app.exception, [e.value for e in app.exception]
-    assert not app.error, [e.value for e in app.error]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -190,7 +149,7 @@ def test_without_models_the_app_says_so_and_still_finds_faces() -> None:
 
 
 def test_with_one_model_the_app_works_and_explains(isolated_home: Path) -> None:
-    from core.architectures import create_model
+    from core.models.architectures import create_model
 
     registry.save_model(create_model("seed_cnn"), {"architecture": "seed_cnn", "scheme": "baseline"}, "solo")
     app = open_page("pages/analyze.py")
@@ -202,7 +161,7 @@ def test_with_one_model_the_app_works_and_explains(isolated_home: Path) -> None:
 
 
 def test_pickers_default_to_baseline_and_masked(isolated_home: Path) -> None:
-    from core.architectures import create_model
+    from core.models.architectures import create_model
 
     for name in ["aaa", "masked", "baseline"]:
         registry.save_model(
@@ -316,7 +275,7 @@ def test_average_of_a_and_b_is_a_model_to_pick(tiny_registry: list[str]) -> None
 
 
 def test_models_page_shows_the_reliability_diagram(tiny_registry: list[str], fer_folders: Path) -> None:
-    from core.cards import calibrate_models
+    from core.evaluation.record import calibrate_models
 
     app = open_page("pages/models.py")
     no_errors(app)

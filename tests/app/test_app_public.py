@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core.public import SETTINGS
-from tests.test_app import APP, PAGES, TIMEOUT, fresh_app, navigation_from_app_py, no_errors, open_page
+from core.serving.public import SETTINGS
+from tests.helpers import APP, PAGES, TIMEOUT, fresh_app, navigation_from_app_py, no_errors, open_page
 
 __all__ = ["fresh_app", "navigation_from_app_py"]  # the autouse fixtures, used here too
 

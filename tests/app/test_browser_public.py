@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from core.browser import (
+from tests.harness.browser import (
     body_text,
     chromium,
     missing_browser,

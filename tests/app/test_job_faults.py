@@ -17,17 +17,19 @@ from pathlib import Path
 
 import pytest
 
-import tests.test_app as app_tests
-import tests.test_jobs as job_tests
 from core.cli import main
 from core.jobs import JobStore, SettingsError, check_settings, ensure_worker, queue, settings
 from core.jobs.store import FAILED, QUEUED
-from tests.test_app import PAGES, open_page
-from tests.test_jobs import REPO
+from tests.helpers import (  # noqa: F401 (fixtures)
+    PAGES,
+    REPO,
+    fresh_app,
+    navigation_from_app_py,
+    no_stray_workers,
+    open_page,
+)
 
 # The fixtures of the app and job tests: caches cleared, pages through app.py, a data root, no stray worker.
-fresh_app, navigation_from_app_py = app_tests.fresh_app, app_tests.navigation_from_app_py
-data_root, no_stray_workers = job_tests.data_root, job_tests.no_stray_workers
 
 DAMAGE = ["random bytes", "overwritten header", "cut in half"]
 BAD_SETTINGS = [

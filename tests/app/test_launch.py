@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from core.registry import find_model, list_models
-from core.studio import model_keys
+from core.models.registry import find_model, list_models
 from ui import launch, resources
+from ui.display import model_keys
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 # Libraries the first Analyze predictions do not need; each costs 0.5-3.5 s to import here.
 LATE_LIBRARIES = ("pytorch_grad_cam", "sklearn", "cv2", "matplotlib", "pandas", "skimage.data")
 
@@ -29,10 +29,10 @@ def imported_after(code: str) -> set[str]:
 
 
 def test_first_predictions_import_no_saliency_or_table_libraries() -> None:
-    modules = "import ui.resources, ui.pickers, ui.inputs, core.charts, core.pipeline, core.studio"
-    assert imported_after(f"{modules}\ncore.studio.sample_png()") == set()
+    modules = "import ui.resources, ui.pickers, ui.inputs, ui.charts, core.pipeline, ui.display"
+    assert imported_after(f"{modules}\nui.display.sample_png()") == set()
     # The probe can see them: asking for a Grad-CAM method brings grad-cam in.
-    assert "pytorch_grad_cam" in imported_after(f"{modules}\ncore.saliency.cam_class('gradcam')")
+    assert "pytorch_grad_cam" in imported_after(f"{modules}\ncore.explain.saliency.cam_class('gradcam')")
 
 
 @pytest.fixture

@@ -1,16 +1,16 @@
 """The Live page through AppTest from app.py, up to the stream itself: streamlit-webrtc needs a real
 server session (AppTest's runtime is a mock), so the stream is tested in a real browser
-(tests/test_browser_live.py)."""
+(tests/app/test_browser_live.py)."""
 
 from __future__ import annotations
 
 import os
 
 from streamlit.testing.v1 import AppTest
-from test_app import APP, TIMEOUT, fresh_app, navigation_from_app_py  # noqa: F401
 
-from core.ice import rtc_configuration
-from core.public import SETTINGS
+from core.serving.public import SETTINGS
+from core.video.ice import rtc_configuration
+from tests.helpers import APP, TIMEOUT, fresh_app, navigation_from_app_py  # noqa: F401
 
 
 def live_page() -> AppTest:

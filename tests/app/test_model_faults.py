@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import tests.test_app as app_tests
 from core.cli import main
-from core.registry import ModelLoadError, broken_models, list_models, load_model, read_weights
-from tests.test_app import open_page
+from core.models.loading import load_model
+from core.models.registry import ModelLoadError, broken_models, list_models, read_weights
+from tests.helpers import PAGES, fresh_app, navigation_from_app_py, open_page  # noqa: F401 (autouse fixtures)
 
 # The app tests' fixtures: caches cleared around each test, every page run through app.py.
-fresh_app, navigation_from_app_py = app_tests.fresh_app, app_tests.navigation_from_app_py
 
 BAD_CARDS = {
     "a JSON list": "[]",
@@ -144,7 +143,7 @@ def test_predict_leaves_out_a_broken_model_with_a_warning(
     assert err.startswith("error: model tiny_b:") and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("page", app_tests.PAGES)
+@pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_with_a_broken_card(
     tiny_registry: list[str], isolated_home: Path, page: str
 ) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from test_app import APP, TIMEOUT, fresh_app, navigation_from_app_py, no_errors  # noqa: F401
 
-from core.video import VideoWriter
+from core.video.codec import VideoWriter
+from tests.helpers import APP, TIMEOUT, fresh_app, navigation_from_app_py, no_errors  # noqa: F401
 
 
 def clip(path: Path, astronaut: Image.Image) -> bytes:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.corruptions import CORRUPTIONS, SEVERITIES, RandomCorruption, corrupt, corrupt_all
-from tests.conftest import synthetic_faces
+from core.data.corruptions import CORRUPTIONS, SEVERITIES, RandomCorruption, corrupt, corrupt_all
+from tests.helpers import synthetic_faces
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.data import DatasetError, check_held_out, class_counts, load_dataset, load_fer_csv
+from core.data.datasets import DatasetError, check_held_out, class_counts, load_dataset, load_fer_csv
 from core.labels import EMOTIONS, label_index
 
 
@@ -103,7 +103,7 @@ def test_labelled_photo_folder_of_any_size_and_synonyms(tmp_path: Path) -> None:
 
 
 def test_folder_with_face_detection_skips_photos_without_faces(tmp_path: Path, astronaut, detector) -> None:
-    from core.faces import largest_face_crop
+    from core.faces.detection import largest_face_crop
 
     (tmp_path / "happy").mkdir()
     astronaut.save(tmp_path / "happy" / "astronaut.jpg")

@@ -9,22 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from core.calibration import (
+from core.cli import main
+from core.data.datasets import load_dataset
+from core.evaluation.calibration import (
     expected_calibration_error,
     fit_temperature,
     nll,
     reliability,
     scaled_probabilities,
 )
-from core.cli import main
-from core.data import load_dataset
-from core.evaluation import dataset_logits, predict_dataset
+from core.evaluation.metrics import dataset_logits, predict_dataset
+from core.explain.saliency import explain
 from core.labels import EMOTIONS
-from core.predict import predict_proba
-from core.preprocess import to_tensor
-from core.registry import ModelLoadError, load_model, save_model
-from core.saliency import explain
-from tests.conftest import write_fer_folders
+from core.models.loading import load_model
+from core.models.predict import predict_proba
+from core.models.preprocess import to_tensor
+from core.models.registry import ModelLoadError, save_model
+from tests.helpers import write_fer_folders
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny VGG trained to overconfidence (plain cross-entropy, many steps) on generated faces,
     registered in its own folder; and FER-style data whose val split has a quarter of its
     faces filed under the wrong emotion, so that the model is sure and often wrong there."""
-    from core.architectures import create_model
+    from core.models.architectures import create_model
 
     root = write_fer_folders(tmp_path_factory.mktemp("fer"), count_per_class=8)
     for number, folder in enumerate(sorted((root / "val").iterdir())):
@@ -119,7 +120,7 @@ def test_ece_of_known_inputs() -> None:
 
 def test_card_temperature_round_trip_and_bad_temperature(isolated_home: Path) -> None:
     torch.manual_seed(0)
-    from core.architectures import create_model
+    from core.models.architectures import create_model
 
     module = create_model("vgg", widths=[8, 16]).eval()
     card = {"architecture": "vgg", "arch_args": {"widths": [8, 16]}, "calibration": {"temperature": 2.5}}
@@ -138,8 +139,8 @@ def test_card_temperature_round_trip_and_bad_temperature(isolated_home: Path) ->
 
 
 def test_calibration_measured_on_damaged_faces(tiny_registry: list[str], fer_folders: Path, capsys) -> None:
-    from core.cards import damaged
-    from core.corruptions import corrupt_all
+    from core.data.corruptions import corrupt_all
+    from core.evaluation.record import damaged
 
     faces = load_dataset(fer_folders, "val")
     assert np.array_equal(damaged(faces.images, "blur", 2), corrupt_all(faces.images, "blur", 2, 0))

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.architectures import create_model
-from core.data import FaceDataset
-from core.evaluation import (
+from core.data.datasets import FaceDataset
+from core.evaluation.metrics import (
     accuracy_interval,
     classification_metrics,
     evaluate_model,
@@ -17,7 +16,8 @@ from core.evaluation import (
     predict_dataset,
     region_removal_report,
 )
-from tests.conftest import synthetic_faces
+from core.models.architectures import create_model
+from tests.helpers import synthetic_faces
 
 
 def one_hot(predictions: list[int]) -> np.ndarray:

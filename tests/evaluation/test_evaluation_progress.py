@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from core.architectures import create_model
-from core.data import FaceDataset
-from core.evaluation import evaluate_model
-from tests.conftest import synthetic_faces
+from core.data.datasets import FaceDataset
+from core.evaluation.metrics import evaluate_model
+from core.models.architectures import create_model
+from tests.helpers import synthetic_faces
 
 
 def test_progress_rises_from_zero_to_one() -> None:

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import charts
 from core.cli import main
-from core.corruptions import CORRUPTIONS, SEVERITIES
-from core.data import FaceDataset
-from core.evaluation import predict_dataset
-from core.registry import ModelLoadError, find_model, load_model, read_card, update_card
-from core.robustness import corruption_suite, corruption_table, subset
-from core.scenes import WIDTH_BINS, FaceOutcome, score_outcomes
-from tests.conftest import synthetic_faces
+from core.data.corruptions import CORRUPTIONS, SEVERITIES
+from core.data.datasets import FaceDataset
+from core.evaluation.metrics import predict_dataset
+from core.evaluation.robustness import corruption_suite, corruption_table, subset
+from core.evaluation.scenes import WIDTH_BINS, FaceOutcome, score_outcomes
+from core.models.loading import load_model
+from core.models.registry import ModelLoadError, find_model, read_card, update_card
+from tests.helpers import synthetic_faces
+from ui import charts
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.faces import crop_face
-from core.registry import load_model
-from core.scenes import (
+from core.evaluation.scenes import (
     MAX_FACES,
     WIDTH_BINS,
     FaceOutcome,
@@ -20,7 +18,9 @@ from core.scenes import (
     score_scenes,
     soft_mask,
 )
-from tests.conftest import synthetic_faces
+from core.faces.detection import crop_face
+from core.models.loading import load_model
+from tests.helpers import synthetic_faces
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.clusters import (
+from core.explain.clusters import (
     cluster_attention,
     cluster_each,
     cluster_masks,

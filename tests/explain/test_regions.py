@@ -1,15 +1,15 @@
-"""core.regions: one face split into attention regions, each removed, every model's prediction."""
+"""core.explain.regions: one face split into attention regions, each removed, every model's prediction."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core.clusters import cluster_attention
-from core.faces import crop_face
-from core.regions import REGION_COLOURS, colour_regions, dataset_regions, region_label, study_regions
-from core.registry import load_model
-from core.saliency import attention_maps
+from core.explain.clusters import cluster_attention
+from core.explain.regions import REGION_COLOURS, colour_regions, dataset_regions, region_label, study_regions
+from core.explain.saliency import attention_maps
+from core.faces.detection import crop_face
+from core.models.loading import load_model
 
 
 @pytest.fixture

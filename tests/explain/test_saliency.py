@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from core.architectures import architectures, cam_layer, create_model
-from core.faces import FaceDetector, crop_face
-from core.registry import LoadedModel
-from core.saliency import CAM_METHODS, attention_maps, overlay_on_crop, overlay_on_photo
+from core.explain.saliency import CAM_METHODS, attention_maps, overlay_on_crop, overlay_on_photo
+from core.faces.detection import FaceDetector, crop_face
+from core.models.architectures import architectures, cam_layer, create_model
+from core.models.registry import LoadedModel
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_two_threads_at_once_get_the_same_maps(face_crop: np.ndarray) -> None:
 
 
 def test_predictions_during_a_cam_do_not_corrupt_it(face_crop: np.ndarray) -> None:
-    from core.predict import predict_proba
+    from core.models.predict import predict_proba
 
     model = loaded("seed_cnn")
     expected = attention_maps(model, face_crop[None], [4])
@@ -106,8 +106,8 @@ def test_predictions_during_a_cam_do_not_corrupt_it(face_crop: np.ndarray) -> No
 
 
 def test_explain_gives_the_prediction_of_the_same_pass(face_crop: np.ndarray) -> None:
-    from core.predict import predict_proba
-    from core.saliency import explain
+    from core.explain.saliency import explain
+    from core.models.predict import predict_proba
 
     model = loaded("vgg", input_size=40)
     crops = np.stack([face_crop, face_crop[:, ::-1]])

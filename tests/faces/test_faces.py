@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.faces import MIN_ROLL_DEGREES, FaceDetector, as_box, crop_face, eye_roll, largest_face_crop
+from core.faces.detection import (
+    MIN_ROLL_DEGREES,
+    FaceDetector,
+    as_box,
+    crop_face,
+    eye_roll,
+    largest_face_crop,
+)
 
 # The astronaut's face in skimage.data.astronaut() (512x512): roughly x 180-270, y 60-175.
 FACE_CENTRE = (224, 117)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import MAX_PIXELS, ImageError, decode_image, to_rgb
+from core.faces.images import MAX_PIXELS, ImageError, decode_image, to_rgb
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:

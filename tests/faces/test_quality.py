@@ -8,10 +8,10 @@ import io
 from PIL import Image, ImageFilter
 
 from core.batch import FileResult, TableWriter
-from core.faces import FaceDetector, crop_face
+from core.faces.detection import FaceDetector, crop_face
+from core.faces.quality import MIN_READABLE_WIDTH, readability_flags
+from core.models.loading import load_model
 from core.pipeline import analyze
-from core.quality import MIN_READABLE_WIDTH, readability_flags
-from core.registry import load_model
 
 
 def test_a_large_sharp_face_has_no_flag_and_a_tiny_one_is_small(

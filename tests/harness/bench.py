@@ -24,14 +24,15 @@ import torch
 from PIL import Image
 from skimage import data as skimage_data
 
-from core.architectures import architectures, create_model
-from core.data import FaceDataset
-from core.faces import FaceDetector
-from core.home import home_dir
+from core.data.datasets import FaceDataset
+from core.faces.detection import FaceDetector
+from core.models.architectures import architectures, create_model
+from core.models.loading import load_model
+from core.models.registry import LoadedModel, list_models, save_model
+from core.paths import REPO_ROOT, home_dir
 from core.pipeline import analyze
-from core.registry import LoadedModel, list_models, load_model, save_model
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 
 def sample_photos() -> dict[str, bytes]:
@@ -145,7 +146,8 @@ def bench_classifiers(seconds: float = 2.0) -> list[dict[str, Any]]:
 
 def bench_training(images: int = 1536) -> list[dict[str, Any]]:
     """Training images/s of baseline and masked (random, expand) on the shipped architecture."""
-    from core.training import TrainConfig, train
+    from core.training.config import TrainConfig
+    from core.training.loop import train
 
     rng = np.random.default_rng(0)
     faces = FaceDataset(
@@ -200,7 +202,7 @@ def memory_probe() -> None:
 def bench_memory() -> float:
     """Peak resident memory (MB) of a fresh process that loads both models and analyzes a photo."""
     result = subprocess.run(
-        [sys.executable, "-c", "from core.bench import memory_probe; memory_probe()"],
+        [sys.executable, "-c", "from tests.harness.bench import memory_probe; memory_probe()"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -213,9 +215,9 @@ def bench_cold_start(runs: int = 3, timeout: float = 180.0) -> dict[str, Any]:
     """Seconds from `make run`'s launcher to the server answering, to the first Analyze result
     (faces and predictions) and to its Grad-CAM overlays; medians of `runs` fresh starts.
 
-    The result figures need headless Chromium (core.browser); without it they are None.
+    The result figures need headless Chromium (tests.harness.browser); without it they are None.
     """
-    from core.browser import body_text, chromium, missing_browser, running_app, wait_for
+    from tests.harness.browser import body_text, chromium, missing_browser, running_app, wait_for
 
     explains = bool(list_models())
     measured: list[dict[str, float | None]] = []
@@ -247,7 +249,7 @@ def bench_cold_start(runs: int = 3, timeout: float = 180.0) -> dict[str, Any]:
 def video_cases() -> list[tuple[int, int, int]]:
     """(clip seconds, models, detect every k-th frame): the bars' cases at every frame and at the
     default, the table the default `every` was chosen from, and the 2-minute clip for memory."""
-    from core.video_analysis import DEFAULT_EVERY
+    from core.video.analysis import DEFAULT_EVERY
 
     return [
         (10, 1, 1),
@@ -313,7 +315,7 @@ def peak_rss_mb() -> float:
 def video_probe(path: str, model_count: int, every: int) -> None:
     """Run in a fresh process: analyse a clip end to end (decode, detect, track, classify, smooth);
     print frames, faces, seconds, CPU seconds, peak RSS in MB and each frame's smoothed labels as JSON."""
-    from core.video_analysis import VideoSettings, analyze_video, video_detector
+    from core.video.analysis import VideoSettings, analyze_video, video_detector
 
     models = default_models()[:model_count]
     detector = video_detector()
@@ -349,7 +351,7 @@ def label_differences(labels: dict[str, list[str | None]], reference: dict[str, 
 def bench_video(cases: list[tuple[int, int, int]] | None = None) -> list[dict[str, Any]]:
     """Frames/s end to end and peak RSS of a fresh process per case (640x480, 30 fps, one face), and
     how often its smoothed labels differ from detecting on every frame (same clip and models)."""
-    from core.video import iter_frames
+    from core.video.codec import iter_frames
 
     cases = video_cases() if cases is None else cases
     rows = []
@@ -364,7 +366,7 @@ def bench_video(cases: list[tuple[int, int, int]] | None = None) -> list[dict[st
                 [
                     sys.executable,
                     "-c",
-                    "import sys; from core.bench import video_probe; "
+                    "import sys; from tests.harness.bench import video_probe; "
                     "video_probe(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))",
                     str(clips[seconds]),
                     str(model_count),
@@ -449,10 +451,10 @@ def bench_live(seconds: float = 20.0, fps: int = 30, every: int = 1) -> dict[str
     """The Live page's processing (both models, 640x480, detect every `every`-th analysed frame)
     fed at `fps` in real time through streamlit-webrtc's frame-dropping track: frames analysed
     per second, and the time from a frame's arrival to its labelled copy (median, p95)."""
-    from core.live import LiveProcessor
-    from core.live_peer import portrait_frames
-    from core.video_analysis import video_detector
-    from ui.live_feed import feed
+    from core.video.analysis import video_detector
+    from core.video.live import LiveProcessor
+    from tests.harness.live_feed import feed
+    from tests.harness.live_peer import portrait_frames
 
     models, detector = default_models(), video_detector()
     warm = LiveProcessor(models, detector)
@@ -481,10 +483,10 @@ def bench_live_webrtc(seconds: float = 20.0, fps: int = 30, every: int = 2) -> d
     its own process sends the 640x480 portrait at `fps` (VP8, RTP) to streamlit-webrtc's worker as
     the page sets it up, both models label it, and the peer decodes what comes back. Labelled camera
     frames reaching the peer per second, and their latency from sending to arrival (median, p95)."""
-    from core.live import LiveProcessor
-    from core.live_peer import portrait_frames
-    from core.video_analysis import video_detector
-    from ui.live_feed import feed_over_webrtc
+    from core.video.analysis import video_detector
+    from core.video.live import LiveProcessor
+    from tests.harness.live_feed import feed_over_webrtc
+    from tests.harness.live_peer import portrait_frames
 
     models, detector = default_models(), video_detector()
     warm = LiveProcessor(models, detector)
@@ -633,3 +635,18 @@ def format_report(report: dict[str, Any]) -> str:
     if report.get("video"):
         lines += ["", format_video_report(report["video"])]
     return "\n".join(lines)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """`python -m tests.harness.bench [--video-only | --live-only]` (what `make bench` runs)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.bench", description=__doc__)
+    parser.add_argument("--video-only", action="store_true", help="only the video section")
+    parser.add_argument("--live-only", action="store_true", help="only the live camera section")
+    args = parser.parse_args(argv)
+    return main(video_only=args.video_only, live_only=args.live_only)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -1,7 +1,7 @@
 """Drive the real app in headless Chromium: start `streamlit run app.py`, open pages, upload, screenshot.
 
 Uses Debian's chromium and chromium-driver (/usr/bin); nothing here downloads a browser
-or a driver. Shared by the browser test, `python -m tests.screenshots` and `make bench`.
+or a driver. Shared by the browser test, `python -m tests.harness.screenshots` and `make bench`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from core.paths import REPO_ROOT
+
+REPO = REPO_ROOT
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = (

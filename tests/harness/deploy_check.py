@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.browser import (
+from tests.harness.browser import (
     REPO,
     body_text,
     chromium,
@@ -142,7 +142,7 @@ def sample_photo(folder: Path) -> Path:
     """A portrait that is not the built-in sample: the astronaut, mirrored, as a JPEG."""
     from PIL import Image, ImageOps
 
-    from core.studio import sample_png
+    from ui.display import sample_png
 
     photo = folder / "portrait.jpg"
     ImageOps.mirror(Image.open(io.BytesIO(sample_png()))).convert("RGB").save(photo, quality=90)
@@ -220,7 +220,9 @@ def run_check(venv: Path, work: Path, install_first: bool, python: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.deploy_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.harness.deploy_check", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--venv",
         type=Path,

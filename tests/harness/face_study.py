@@ -1,12 +1,12 @@
 """The tables behind the face defaults: minimum face size, alignment and the readability flags.
 
-Faces in scenes (core.scenes) go through the one pipeline (core.pipeline.analyze, aligned) once per
+Faces in scenes (core.evaluation.scenes) go through the one pipeline (core.pipeline.analyze, aligned) once per
 minimum face size; the same detections are classified again with upright crops, so alignment is
 compared on identical faces. Each truth face keeps its width, its crop's sharpness and brightness
 and each model's predictions, from which the tables are cut. Detection time is measured apart, on a
 640x480 photo and a large one.
 
-    python -m core.face_study --scenes 120 --sizes 20 30 40
+    python -m tests.harness.face_study --scenes 120 --sizes 20 30 40
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.faces import MIN_ROLL_DEGREES, FaceDetector
+from core.evaluation.scenes import Scene, match_detections
+from core.faces.detection import MIN_ROLL_DEGREES, FaceDetector
+from core.faces.quality import brightness, sharpness
+from core.models.registry import LoadedModel
+from core.paths import DATA_DEFAULT
 from core.pipeline import analyze, classify_faces
-from core.quality import brightness, sharpness
-from core.registry import LoadedModel
-from core.scenes import Scene, match_detections
-from core.train_options import DATA_DEFAULT
 
 
 @dataclass
@@ -110,8 +110,8 @@ def detection_seconds(detector: FaceDetector, photo: Image.Image, repeats: int =
 
 def timing_photos() -> dict[str, Image.Image]:
     """The benchmark's 640x480 one-face photo and a 4000x3000 photo of several faces."""
-    from core.bench import sample_photos
-    from core.images import decode_image
+    from core.faces.images import decode_image
+    from tests.harness.bench import sample_photos
 
     photos = {name: decode_image(data) for name, data in sample_photos().items()}
     return {
@@ -127,10 +127,10 @@ def aligned(detector: FaceDetector, min_roll: float) -> FaceDetector:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.bench import default_models
-    from core.data import load_dataset
-    from core.scenes import make_scenes
-    from core.video_analysis import video_detector
+    from core.data.datasets import load_dataset
+    from core.evaluation.scenes import make_scenes
+    from core.video.analysis import video_detector
+    from tests.harness.bench import default_models
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")

@@ -1,11 +1,11 @@
 """The Live page end to end in a real browser: frames analysed per second and latency as the page's
 status line reports them, and where the CPU goes (the app's server against Chromium).
 
-    python -m tests.live_browser_bench [--seconds 20] [--nice-browser]
+    python -m tests.harness.live_browser_bench [--seconds 20] [--nice-browser]
 
 The app runs as `make run` starts it, with this machine's registered models; headless Chromium's
 fake camera plays the drifting portrait (640x480, 30 fps) over loopback-only ICE, as
-tests/test_browser_live.py does. --nice-browser runs Chromium at the lowest CPU priority, so the
+tests/app/test_browser_live.py does. --nice-browser runs Chromium at the lowest CPU priority, so the
 figures show what the server does when the browser is on another machine, as for a visitor,
 while the browser still decodes and plays the stream. A measurement, never a test.
 """
@@ -21,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.browser import app_server, body_text, chromium, missing_browser, open_page, wait_for
-from tests.loadtest import process_tree
-from tests.screenshots import analysed_frames
-from tests.test_browser_live import camera_flags, start_stream, write_y4m
+from tests.harness.browser import app_server, body_text, chromium, missing_browser, open_page, wait_for
+from tests.harness.live_camera import camera_flags, start_stream, write_y4m
+from tests.harness.loadtest import process_tree
+from tests.harness.screenshots import analysed_frames
 
 
 def status_latency_ms(text: str) -> float | None:
@@ -54,7 +54,7 @@ def lowest_priority(pid: int) -> None:
 
 def measure(seconds: float, nice_browser: bool) -> dict[str, float]:
     """One run: the page's analysed frames/s and median latency, and CPU per side, over `seconds`."""
-    from core.home import home_dir
+    from core.paths import home_dir
 
     with tempfile.TemporaryDirectory(prefix="fer-live-bench-") as scratch:
         flags = camera_flags(write_y4m(Path(scratch) / "portrait.y4m", frames=188))
@@ -91,7 +91,7 @@ def measure(seconds: float, nice_browser: bool) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.live_browser_bench", description=__doc__.splitlines()[0]
+        prog="python -m tests.harness.live_browser_bench", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--nice-browser", action="store_true", help="Chromium at the lowest CPU priority")

@@ -25,10 +25,10 @@ from streamlit_webrtc.models import CallbackAttachableProcessor
 from streamlit_webrtc.process import AsyncVideoProcessTrack
 from streamlit_webrtc.webrtc import WebRtcWorker
 
-from core.browser import REPO
-from core.ice import use_loopback_only
-from core.live import LiveProcessor, LiveStatus
-from core.live_peer import PacedTrack, PeerResult, portrait_frames
+from core.video.ice import use_loopback_only
+from core.video.live import LiveProcessor, LiveStatus
+from tests.harness.browser import REPO
+from tests.harness.live_peer import PacedTrack, PeerResult, portrait_frames
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def feed_over_webrtc(
     processor: LiveProcessor, seconds: float, fps: int = 30, warmup: float = 2.0
 ) -> WebRtcFeedResult:
     """Stream `seconds` (after `warmup`) of stamped portrait frames at `fps` from a camera peer in its
-    own process (core.live_peer) over a loopback WebRTC connection to streamlit-webrtc's WebRtcWorker,
+    own process (tests.harness.live_peer) over a loopback WebRTC connection to streamlit-webrtc's WebRtcWorker,
     set up as the Live page sets it up (SENDRECV, the processor's recv_queued, async processing):
     VP8 both ways, RTP, and the frame-dropping track, without a browser or Streamlit's script runs."""
     use_loopback_only()  # this process's aioice; the peer is told with --loopback
@@ -118,7 +118,7 @@ def feed_over_webrtc(
         loop=loop,
         relay=asyncio.run_coroutine_threadsafe(new_relay(), loop).result(),
     )
-    command = [sys.executable, "-m", "core.live_peer", "--seconds", str(seconds), "--fps", str(fps),
+    command = [sys.executable, "-m", "tests.harness.live_peer", "--seconds", str(seconds), "--fps", str(fps),
                "--warmup", str(warmup), "--loopback"]  # fmt: skip
     peer = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert peer.stdin is not None and peer.stdout is not None

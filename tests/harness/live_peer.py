@@ -6,7 +6,7 @@ Each sent frame carries its number as a row of black and white blocks along the 
 frame it gets back, which camera frame it shows and how long ago that frame was sent: the
 latency from frame to drawn label, encoding, network and decoding included.
 
-Run as `python -m core.live_peer --seconds S --fps F`: it prints its offer as one JSON line,
+Run as `python -m tests.harness.live_peer --seconds S --fps F`: it prints its offer as one JSON line,
 reads the answer as one JSON line on stdin, streams, and prints its measurements as one JSON
 line. A separate process, so that its encoding and decoding do not share the server's GIL.
 Uses aiortc only (no Streamlit).
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loopback", action="store_true", help="ICE on 127.0.0.1 only")
     args = parser.parse_args(argv)
     if args.loopback:
-        from core.ice import use_loopback_only
+        from core.video.ice import use_loopback_only
 
         use_loopback_only()
 

@@ -2,7 +2,7 @@
 
 Starts `streamlit run app.py` on 127.0.0.1 (public mode, training off, the shipped models)
 and, for each N in --sessions, opens N sessions over Streamlit's websocket protocol
-(tests/streamlit_client.py: the server's work, without N browsers on the same cores). Every
+(tests/harness/streamlit_client.py: the server's work, without N browsers on the same cores). Every
 session loads the Analyze page, waits for the others, then all upload at once, each its own
 generated photo (the sample portrait's face flipped, rotated, lit and placed 1-4 times).
 Measured per session: upload start to every face's predictions shown ("first result") and
@@ -42,9 +42,9 @@ import numpy as np
 from PIL import Image, ImageEnhance
 from streamlit.proto.Alert_pb2 import Alert
 
-from core.browser import REPO, AppServer, app_server
-from core.studio import sample_png
-from tests.streamlit_client import ScriptRun, SessionError, StreamlitSession, Upload
+from tests.harness.browser import REPO, AppServer, app_server
+from tests.harness.streamlit_client import ScriptRun, SessionError, StreamlitSession, Upload
+from ui.display import sample_png
 
 FACES_FOUND = "Faces found"  # the metric the Analyze page shows once predictions are ready
 GRAD_CAM = "Grad-CAM · "  # caption of each overlay: "Grad-CAM · <model>"
@@ -151,11 +151,12 @@ def expected_results(photos: Sequence[bytes]) -> tuple[list[str], list[PhotoResu
     """
     from unittest import mock
 
-    from core.faces import FaceDetector
+    from core.faces.detection import FaceDetector
+    from core.models.loading import load_model
+    from core.models.registry import list_models
     from core.pipeline import analyze_within
-    from core.public import limits
-    from core.registry import list_models, load_model
-    from core.studio import default_pair
+    from core.serving.public import limits
+    from ui.display import default_pair
 
     names = list(dict.fromkeys(n for n in default_pair([card["name"] for card in list_models()]) if n))
     models = [load_model(name) for name in names]
@@ -616,7 +617,9 @@ def _counts(text: str) -> list[int]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.loadtest", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.harness.loadtest", description=__doc__.split("\n")[0]
+    )
     parser.add_argument(
         "--sessions", type=_counts, default=[1, 5, 10, 20], help="session counts, e.g. 1,5,10,20"
     )

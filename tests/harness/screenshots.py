@@ -1,4 +1,4 @@
-"""Retake the screenshots in docs/screenshots/: `python -m tests.screenshots` (or `make screenshots`).
+"""Retake the screenshots in docs/screenshots/: `python -m tests.harness.screenshots` (or `make screenshots`).
 
 Starts `streamlit run app.py` and drives headless Chromium over every page. Uses the
 registry of FER_STUDIO_HOME (and the shipped models/); when it holds no model, two
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.browser import (
+from tests.harness.browser import (
     REPO,
     body_text,
     chromium,
@@ -39,8 +39,8 @@ def demo_registry(home: Path) -> list[str]:
     """Register two small randomly initialised models in `home` (predictions are meaningless)."""
     import torch
 
-    from core.architectures import create_model
-    from core.registry import save_model
+    from core.models.architectures import create_model
+    from core.models.registry import save_model
 
     names = []
     for seed, (name, architecture, args, scheme) in enumerate(
@@ -56,11 +56,11 @@ def demo_registry(home: Path) -> list[str]:
 def prepare_demo(home: Path) -> None:
     """Two demo models in `home`, each evaluated (and recorded in its card) on some labelled faces."""
     os.environ["FER_STUDIO_HOME"] = str(home)
-    from core.cards import evaluate_and_record
+    from core.evaluation.record import evaluate_and_record
 
     data, split = (str(FER2013), "val") if (FER2013 / "val").is_dir() else (None, "val")
     if data is None:
-        from tests.conftest import write_fer_folders
+        from tests.helpers import write_fer_folders
 
         data = str(write_fer_folders(home / "generated-faces", count_per_class=20))
     for name in demo_registry(home):
@@ -69,7 +69,9 @@ def prepare_demo(home: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.screenshots", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.harness.screenshots", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots", help="where the PNGs go")
     parser.add_argument(
         "--home", type=Path, default=None, help="FER_STUDIO_HOME to show (default: the current one)"
@@ -84,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.home:
         os.environ["FER_STUDIO_HOME"] = str(args.home)
-    from core.home import home_dir
-    from core.registry import list_models
+    from core.models.registry import list_models
+    from core.paths import home_dir
 
     with tempfile.TemporaryDirectory(prefix="fer-screenshots-") as scratch:
         home = home_dir()
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(screenshot(driver, args.out / f"{name}.png", width=args.width))
                 driver.set_window_size(args.width, 1000)
             # The Analyze page after a real upload (a mirrored sample, to show the upload path).
-            from core.studio import sample_png
+            from ui.display import sample_png
 
             photo = Path(scratch) / "portrait.jpg"
             Image.open(io.BytesIO(sample_png())).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photo)
@@ -134,8 +136,8 @@ def analysed_frames(text: str) -> int:
 
 def live_screenshot(home: Path, scratch: Path, out: Path, width: int) -> Path:
     """The Live page streaming Chromium's fake camera (the drifting portrait) through both models,
-    over loopback-only ICE, as tests/test_browser_live.py does."""
-    from tests.test_browser_live import (
+    over loopback-only ICE, as tests/app/test_browser_live.py does."""
+    from tests.harness.live_camera import (
         AGREE,
         COUNT_BOX_PIXELS,
         DISAGREE,
@@ -176,8 +178,8 @@ def live_screenshot(home: Path, scratch: Path, out: Path, width: int) -> Path:
 
 def walking_clip(path: Path, seconds: float = 4.0, fps: int = 15) -> Path:
     """A 640x480 clip of the sample portrait's face moving across a grey frame."""
-    from core.studio import sample_png
-    from core.video import VideoWriter
+    from core.video.codec import VideoWriter
+    from ui.display import sample_png
 
     portrait = Image.open(io.BytesIO(sample_png())).convert("RGB")
     face = portrait.crop((130, 20, 320, 230)).resize((160, 176))

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from core.bench import format_report, sample_photos
+from tests.harness.bench import format_report, sample_photos
 
 
 def test_sample_photos_have_the_promised_sizes_and_faces(detector) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.browser import missing_browser
-from tests import deploy_check
+from tests.harness import deploy_check
+from tests.harness.browser import missing_browser
 
 
 def test_deploy_check_fails_plainly_without_a_working_environment(

@@ -1,4 +1,4 @@
-"""The face-defaults study (core/face_study.py) runs end to end on generated faces and its records add up."""
+"""The face-defaults study (tests/harness/face_study.py) runs end to end on generated faces and its records add up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from core.face_study import main
+from tests.harness.face_study import main
 
 
 def test_scene_study_reports_each_minimum_size_and_every_truth_face(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from core.bench import bench_live, bench_live_webrtc, format_live_report, format_live_webrtc_report
+from tests.harness.bench import bench_live, bench_live_webrtc, format_live_report, format_live_webrtc_report
 
 
 def test_live_bench_measures_and_reports(isolated_home) -> None:

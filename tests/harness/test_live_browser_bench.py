@@ -1,12 +1,12 @@
-"""The real-browser live benchmark's readings (the run itself is a measurement: `python -m tests.live_browser_bench`)."""
+"""The real-browser live benchmark's readings (the run itself is a measurement: `python -m tests.harness.live_browser_bench`)."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from tests.live_browser_bench import status_latency_ms, tree_cpu_seconds
-from tests.screenshots import analysed_frames
+from tests.harness.live_browser_bench import status_latency_ms, tree_cpu_seconds
+from tests.harness.screenshots import analysed_frames
 
 STATUS = "Live status: 412 frames analysed, 16.2 frames/s, latency 68 ms (median), 240 dropped."
 

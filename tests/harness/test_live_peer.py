@@ -9,10 +9,10 @@ from itertools import islice
 import av
 import torch
 
-from core.live import LiveProcessor
-from core.live_peer import portrait_frames, read_stamp, stamp
-from core.registry import load_model
-from core.video_analysis import video_detector
+from core.models.loading import load_model
+from core.video.analysis import video_detector
+from core.video.live import LiveProcessor
+from tests.harness.live_peer import portrait_frames, read_stamp, stamp
 
 
 def test_frame_numbers_survive_a_vp8_round_trip() -> None:

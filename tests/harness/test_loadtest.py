@@ -1,4 +1,4 @@
-"""The load test's own logic (tests/loadtest.py, tests/streamlit_client.py), so it cannot silently rot.
+"""The load test's own logic (tests/harness/loadtest.py, tests/harness/streamlit_client.py), so it cannot silently rot.
 
 The slow test runs the harness for real, small: `streamlit run app.py` as a host starts it,
 two protocol sessions at once and one session uploading two large PNGs. Nothing is timed.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.loadtest import (
+from tests.harness.loadtest import (
     PhotoResult,
     Shown,
     expected_results,

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.bench import bench_video, format_report, format_video_report, label_differences, sample_clip
-from core.video import iter_frames, probe
+from core.video.codec import iter_frames, probe
+from tests.harness.bench import (
+    bench_video,
+    format_report,
+    format_video_report,
+    label_differences,
+    sample_clip,
+)
 
 
 def test_video_clip_and_report(tmp_path: Path, detector) -> None:

@@ -1,7 +1,7 @@
 """Benchmark (not a test): server memory while 3 sessions analyse 2 large PNGs each, as in issue 11.
 
-    .venv/bin/python -m tests.upload_memory                       # 49-megapixel photos, default limits
-    SIDE=4890 FER_STUDIO_PUBLIC=1 .venv/bin/python -m tests.upload_memory   # public mode's 24-megapixel limit
+    .venv/bin/python -m tests.harness.upload_memory                       # 49-megapixel photos, default limits
+    SIDE=4890 FER_STUDIO_PUBLIC=1 .venv/bin/python -m tests.harness.upload_memory   # public mode's 24-megapixel limit
 
 Runs ui.resources' analysis() and heatmaps() (what the Analyze page calls) in 3 threads
 with the registered default models, and prints resident memory: idle, peak, and after.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.registry import list_models
-from core.studio import default_pair, model_keys, sample_png
+from core.models.registry import list_models
 from ui import resources
+from ui.display import default_pair, model_keys, sample_png
 
 
 def megabytes(field: str) -> int:

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.charts import training_curves
 from core.jobs import (
     JobError,
     JobStore,
@@ -32,35 +31,10 @@ from core.jobs import (
     worker_pid,
 )
 from core.jobs.store import job_table, pid_alive
-from core.registry import list_models
-from core.training import TrainConfig
-from tests.conftest import write_fer_folders
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A data root holding one tiny generated dataset, `fer` (20 faces per class and split)."""
-    root = tmp_path / "data"
-    write_fer_folders(root / "fer", count_per_class=20)
-    monkeypatch.setenv("FER_STUDIO_DATA_ROOTS", str(root))
-    monkeypatch.setenv("FER_STUDIO_WORKER_NICE", "0")
-    monkeypatch.delenv("FER_STUDIO_TRAINING", raising=False)
-    monkeypatch.delenv("FER_STUDIO_MAX_JOBS", raising=False)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def no_stray_workers(isolated_home: Path):
-    """Stop the worker of this test's data folder and any process it started."""
-    yield
-    stop_worker(timeout=20)
-    for process in list(worker._children):
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-    worker._reap()
+from core.models.registry import list_models
+from core.training.config import TrainConfig
+from tests.helpers import REPO, no_stray_workers, write_fer_folders  # noqa: F401 (autouse fixture)
+from ui.charts import training_curves
 
 
 def tiny_config(data_root: Path, epochs: int, **overrides) -> TrainConfig:
@@ -286,7 +260,7 @@ def test_datasets_and_names_are_checked(data_root: Path, tmp_path: Path, capsys)
 
 
 def test_jobs_and_trained_models_share_the_home(isolated_home: Path) -> None:
-    from core.registry import model_dirs
+    from core.models.registry import model_dirs
 
     assert settings.jobs_dir() == isolated_home.resolve() / "jobs"
     assert model_dirs()[-1] == isolated_home / "models"

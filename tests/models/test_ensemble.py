@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.ensemble import ensemble_choices
+from core.explain.saliency import explain
+from core.models.ensemble import ensemble_choices
+from core.models.loading import load_model
+from core.models.predict import predict_proba
+from core.models.registry import ModelLoadError, list_models
 from core.pipeline import analyze
-from core.predict import predict_proba
-from core.registry import ModelLoadError, list_models, load_model
-from core.saliency import explain
 
 
 def _calibrate(name: str, home: Path, temperature: float) -> None:

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.architectures import architectures, create_model
 from core.labels import EMOTIONS
-from core.predict import inference_copy, predict_proba
-from core.registry import ModelNotFound, list_models, load_model, save_model
+from core.models.architectures import architectures, create_model
+from core.models.loading import load_model
+from core.models.predict import inference_copy, predict_proba
+from core.models.registry import ModelNotFound, list_models, save_model
 
 
 def test_round_trip_gives_identical_predictions(isolated_home: Path) -> None:

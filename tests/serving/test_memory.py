@@ -1,4 +1,4 @@
-"""core.memory: the heap-arena limit really limits glibc's arenas (in a fresh process each)."""
+"""core.serving.memory: the heap-arena limit really limits glibc's arenas (in a fresh process each)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from core.browser import REPO
-from core.memory import _libc
+from core.serving.memory import _libc
+from tests.harness.browser import REPO
 
 # Eight threads each make small allocations (from a heap arena, not mmap), all alive at once, then
 # glibc's own report (malloc_info) is read back: one <heap nr=...> element per arena.
 PROBE = """
 import ctypes, sys, tempfile, threading
 import numpy as np
-from core.memory import _libc, limit_heap_arenas
+from core.serving.memory import _libc, limit_heap_arenas
 if sys.argv[1] == "limit":
     assert limit_heap_arenas(2)
 ready = threading.Barrier(9)

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.bounded_cache import BoundedCache
-from core.gate import Gate
-from core.images import ImageError, fit_within
+from core.faces.images import ImageError, fit_within
 from core.jobs import TrainingDisabled, training_enabled
 from core.jobs.settings import require_training
+from core.models.loading import load_model
 from core.pipeline import analyze
-from core.public import limits, public_mode
-from core.registry import load_model
+from core.serving.bounded_cache import BoundedCache
+from core.serving.gate import Gate
+from core.serving.public import limits, public_mode
 
 
 def png(image: Image.Image) -> bytes:
@@ -148,9 +148,9 @@ def test_analysis_cache_stays_under_its_bound_with_many_large_photos(
     """ui.resources keeps what a rerun needs (a downscaled photo, crops, probabilities), within FER_STUDIO_CACHE_MB."""
     import streamlit as st
 
-    from core.registry import list_models
-    from core.studio import model_keys
+    from core.models.registry import list_models
     from ui import resources
+    from ui.display import model_keys
 
     monkeypatch.setenv("FER_STUDIO_PUBLIC", "1")
     monkeypatch.setenv("FER_STUDIO_CACHE_MB", "4")
@@ -180,9 +180,9 @@ def test_photo_bytes_are_not_kept_and_results_are_shared(
     """A second visitor with the same photo gets the first one's result (no second analysis)."""
     import streamlit as st
 
-    from core.registry import list_models
-    from core.studio import model_keys
+    from core.models.registry import list_models
     from ui import resources
+    from ui.display import model_keys
 
     st.cache_resource.clear()
     try:

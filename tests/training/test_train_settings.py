@@ -11,14 +11,14 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-import core.architectures
-from core.architectures import MAX_PARAMETERS, architectures, check_arch_args, create_model
+import core.models.architectures
 from core.cli import main
 from core.jobs import LocalRunner
-from core.training import TrainConfig
-from tests.conftest import write_fer_folders
+from core.models.architectures import MAX_PARAMETERS, architectures, check_arch_args, create_model
+from core.training.config import TrainConfig
+from tests.helpers import write_fer_folders
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 # Each bad flag, and words the one-line refusal must contain (naming the setting).
 BAD_FLAGS = [
@@ -52,7 +52,7 @@ def no_model_built(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError(f"a model was built: create_model{args}{kwargs}")
 
-    monkeypatch.setattr(core.architectures, "create_model", refuse)
+    monkeypatch.setattr(core.models.architectures, "create_model", refuse)
 
 
 def tiny_args(data: Path) -> list[str]:

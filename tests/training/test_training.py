@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.data import FaceDataset
-from core.registry import load_model
-from core.training import StopRequested, TrainConfig, resolve_device, train
-from tests.conftest import synthetic_faces
+from core.data.datasets import FaceDataset
+from core.models.loading import load_model
+from core.training.config import TrainConfig
+from core.training.loop import StopRequested, resolve_device, train
+from tests.helpers import synthetic_faces
 
 TINY = {
     "architecture": "vgg",
@@ -113,8 +114,8 @@ def test_stop_request_keeps_last_checkpoint(tmp_path: Path, tiny_data) -> None:
 @pytest.fixture(scope="module")
 def trained_baseline(tmp_path_factory, tiny_data) -> str:
     """A tiny baseline registered by path, the attention model of the masked scheme."""
-    from core.cards import card_from_run
-    from core.registry import save_model
+    from core.models.registry import save_model
+    from core.training.register import card_from_run
 
     run_dir = tmp_path_factory.mktemp("baseline")
     run(run_dir, tiny_data, epochs=3)
@@ -148,7 +149,7 @@ def test_masked_scheme_trains_and_lowers_loss(
 
 
 def test_masked_dataset_serves_copies_with_one_cluster_removed(tiny_data) -> None:
-    from core.training import MaskedFaces
+    from core.training.loop import MaskedFaces
 
     faces = tiny_data[0].subset(np.arange(2))
     maps = np.zeros((48, 48), np.uint8)
@@ -184,7 +185,7 @@ def test_weight_average_tracks_training_from_the_first_epochs(tmp_path: Path, ti
 
 
 def test_card_of_an_unfinished_run_says_how_far_it_got(tmp_path: Path, tiny_data) -> None:
-    from core.cards import card_from_run
+    from core.training.register import card_from_run
 
     with pytest.raises(StopRequested):
         train(
@@ -219,7 +220,7 @@ def kill_at_epoch_two(where: str, store, job_id: int, monkeypatch: pytest.Monkey
     """on_epoch filling the job table as the worker does, and a kill at `where` during epoch 2."""
     import builtins
 
-    import core.training
+    import core.training.loop
 
     def on_epoch(row: dict) -> None:
         if where == "job table" and row["epoch"] == 2 and not killed["done"]:
@@ -236,7 +237,7 @@ def kill_at_epoch_two(where: str, store, job_id: int, monkeypatch: pytest.Monkey
 
     killed, appends = {"done": False}, {"n": 0}
     if where == "metrics row":
-        monkeypatch.setattr(core.training, "open", open_dying_at_the_second_row, raising=False)
+        monkeypatch.setattr(core.training.loop, "open", open_dying_at_the_second_row, raising=False)
     return on_epoch
 
 
@@ -245,7 +246,7 @@ def test_kill_after_the_checkpoint_leaves_no_epoch_missing(
     tmp_path: Path, tiny_data, where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A kill after epoch 2's checkpoint, before its row reached metrics.jsonl or the job table."""
-    import core.training
+    import core.training.loop
     from core.jobs.store import JobStore
 
     store = JobStore()
@@ -255,7 +256,7 @@ def test_kill_after_the_checkpoint_leaves_no_epoch_missing(
     with pytest.raises(Killed):
         train(config, tmp_path, on_epoch=on_epoch, train_data=tiny_data[0], val_data=tiny_data[1])
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 2
-    monkeypatch.delattr(core.training, "open", raising=False)  # the restarted process writes normally
+    monkeypatch.delattr(core.training.loop, "open", raising=False)  # the restarted process writes normally
 
     summary = train(config, tmp_path, on_epoch=on_epoch, train_data=tiny_data[0], val_data=tiny_data[1])
     written = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -265,7 +266,7 @@ def test_kill_after_the_checkpoint_leaves_no_epoch_missing(
 
 def test_a_torn_metrics_line_is_mended_on_resume(tmp_path: Path, tiny_data) -> None:
     """A kill during the write of epoch 2's row leaves half a line; resuming leaves valid rows only."""
-    from core.cards import card_from_run
+    from core.training.register import card_from_run
 
     run(tmp_path, tiny_data, epochs=2)
     metrics = tmp_path / "metrics.jsonl"

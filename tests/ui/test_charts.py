@@ -1,13 +1,13 @@
-"""core.charts: each figure has the traces, shapes and values the pages rely on."""
+"""ui.charts: each figure has the traces, shapes and values the pages rely on."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core import charts
-from core.evaluation import classification_metrics
+from core.evaluation.metrics import classification_metrics
 from core.labels import EMOTIONS
+from ui import charts
 
 
 def uniform_metrics(seed: int) -> dict:
@@ -92,7 +92,7 @@ def test_region_removal_chart_tracks_the_original_class() -> None:
 
 
 def test_reliability_chart_draws_non_empty_bins_before_and_after() -> None:
-    from core.calibration import calibration_report
+    from core.evaluation.calibration import calibration_report
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 7, 300)

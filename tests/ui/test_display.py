@@ -1,4 +1,4 @@
-"""core.studio: model defaults, cache keys, sample, display helpers and evaluation tables."""
+"""ui.display: model defaults, cache keys, sample, display helpers and evaluation tables."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import studio
-from core.evaluation import classification_metrics
-from core.images import decode_image
+from core.evaluation.metrics import classification_metrics
+from core.faces.images import decode_image
 from core.labels import EMOTIONS
+from ui import display as studio
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ def test_model_keys_follow_mtime_and_skip_repeats_and_unknown() -> None:
 def test_model_keys_change_when_a_model_is_saved_again(tiny_registry: list[str]) -> None:
     import os
 
-    from core.registry import list_models
+    from core.models.registry import list_models
 
     before = studio.model_keys(list_models(), tiny_registry)
     card = list_models()[0]

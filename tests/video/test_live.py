@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.ice import IceSettingError, ice_servers, rtc_configuration, use_loopback_only
-from core.live import LiveProcessor
-from core.live_peer import portrait_frames
-from core.registry import load_model
-from core.video_analysis import video_detector
-from ui.live_feed import feed
+from core.models.loading import load_model
+from core.video.analysis import video_detector
+from core.video.ice import IceSettingError, ice_servers, rtc_configuration, use_loopback_only
+from core.video.live import LiveProcessor
+from tests.harness.live_feed import feed
+from tests.harness.live_peer import portrait_frames
 
 AGREE, DISAGREE = (46, 204, 113), (241, 196, 15)  # core.pipeline.draw_labels' box colours
 SIZE = (320, 240)
@@ -26,7 +26,7 @@ SIZE = (320, 240)
 
 @pytest.fixture(autouse=True)
 def one_torch_thread() -> None:
-    torch.set_num_threads(1)  # see tests/test_video.py: two threads on a busy 2-core machine crawl
+    torch.set_num_threads(1)  # see tests/video/test_video.py: two threads on a busy 2-core machine crawl
 
 
 @pytest.fixture(scope="module")

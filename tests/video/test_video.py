@@ -16,11 +16,10 @@ import torch
 from PIL import Image
 
 from core.cli import main
-from core.faces import Face, crop_face
-from core.predict import predict_proba
-from core.registry import load_model
-from core.video import VideoError, VideoLimits, VideoWriter, iter_frames, probe, read_frame
-from core.video_analysis import (
+from core.faces.detection import Face, crop_face
+from core.models.loading import load_model
+from core.models.predict import predict_proba
+from core.video.analysis import (
     LOOKAHEAD,
     FrameAnalyzer,
     VideoSettings,
@@ -28,6 +27,7 @@ from core.video_analysis import (
     frame_saliency,
     video_detector,
 )
+from core.video.codec import VideoError, VideoLimits, VideoWriter, iter_frames, probe, read_frame
 
 SIZE = (240, 180)
 FPS = 10

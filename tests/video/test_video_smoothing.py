@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from core.registry import load_model
-from core.smoothing import EmaSmoother, WindowSmoother, make_smoother
-from core.video import VideoWriter
-from core.video_analysis import VideoSettings, analyze_video, video_detector
+from core.models.loading import load_model
+from core.video.analysis import VideoSettings, analyze_video, video_detector
+from core.video.codec import VideoWriter
+from core.video.smoothing import EmaSmoother, WindowSmoother, make_smoother
 
 
 def flips(labels: list[int]) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.faces import Face
-from core.tracking import FaceTracker, centre_distance
+from core.faces.detection import Face
+from core.video.tracking import FaceTracker, centre_distance
 
 
 def box(x: float, y: float, side: float = 50) -> Face:
