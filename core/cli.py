@@ -15,180 +15,27 @@ from core.training.config import add_train_options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.video.codec import DEFAULT_EVERY
+    """The whole command line: each command's flags are added beside the function that runs it."""
+    from core.jobs.cli import add_jobs_parser
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Facial emotion recognition studio")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    train = commands.add_parser("train", help="train (or resume) a model")
-    train.add_argument("--run-dir", required=True, help="run folder; an existing checkpoint there is resumed")
-    add_train_options(train)
-    train.add_argument("--save-as", default=None, help="register the best weights under this name")
-    train.add_argument(
-        "--models-dir", default=None, help="where --save-as writes (default: $FER_STUDIO_HOME/models)"
-    )
-
-    predict = commands.add_parser("predict", help="find faces in photos and predict their emotions")
-    predict.add_argument("paths", nargs="+", help="images or folders of images")
-    predict.add_argument(
-        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
-    )
-    predict.add_argument(
-        "--json", action="store_true", help="print JSON with boxes and per-class probabilities"
-    )
-    predict.add_argument(
-        "--csv",
-        nargs="?",
-        const="-",
-        metavar="OUT",
-        help="CSV rows (one per face and model; unreadable files and photos without a face get one "
-        "row with their status) to OUT, or to stdout instead of the table",
-    )
-    predict.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
-    predict.add_argument(
-        "--min-face-size",
-        type=int,
-        default=None,
-        help="smallest face in pixels (default: core.faces.detection.PHOTO_MIN_FACE_SIZE)",
-    )
-    predict.add_argument(
-        "--align",
-        action="store_true",
-        help="turn each face's crop so its eyes are level (default: upright)",
-    )
-    predict.add_argument("--threshold", type=float, default=0.9, help="face detector score threshold")
-    predict.add_argument("--max-faces", type=int, default=20)
-
-    evaluate = commands.add_parser("evaluate", help="evaluate a model on a labelled dataset")
-    evaluate.add_argument("--model", required=True, help="registered model name")
-    evaluate.add_argument("--data", required=True, help="FER2013 folder/CSV or a folder root/emotion/*")
-    evaluate.add_argument("--split", default=None, help="train/val/test for FER2013 data")
-    evaluate.add_argument(
-        "--detect-faces", action="store_true", help="run face detection on full photos first"
-    )
-    evaluate.add_argument("--no-occlusion", action="store_true", help="skip the occlusion test")
-    evaluate.add_argument(
-        "--regions-from",
-        default=None,
-        help="registered model whose attention regions (k-means, n=3) are removed one at a time",
-    )
-    evaluate.add_argument("--record", action="store_true", help="store the result in the model card")
-    evaluate.add_argument("--json", action="store_true")
-
-    clusters = commands.add_parser("clusters", help="write the attention clusters of a face")
-    clusters.add_argument("image", help="a photo with a face, or a 48x48 face crop")
-    clusters.add_argument("--model", default="baseline", help="model whose Grad-CAM is the attention")
-    clusters.add_argument("-n", "--clusters", type=int, default=3)
-    clusters.add_argument("--lam", type=float, default=1.5)
-    clusters.add_argument("--alpha", type=float, default=1.2)
-    clusters.add_argument("--out", default=None, help="output PNG (default: IMAGE-clusters.png)")
-
-    register = commands.add_parser("register", help="register a training run's best weights as a model")
-    register.add_argument("run_dir")
-    register.add_argument("--name", required=True)
-    register.add_argument("--models-dir", default=None)
-    register.add_argument("--train-command", default=None, help="the training command to record in the card")
-
-    framing = commands.add_parser("framing", help="measure how MTCNN boxes sit in FER2013 crops")
-    framing.add_argument("--data", default=DATA_DEFAULT)
-    framing.add_argument("--count", type=int, default=300)
-
-    report = commands.add_parser(
-        "report", help="accuracy table (Markdown) and per-class chart from model cards"
-    )
-    report.add_argument("--models", nargs="+", default=["baseline", "masked"])
-    report.add_argument("--evaluation", default="fer2013/val", help="which recorded evaluation")
-    report.add_argument("--chart", default="docs/per_class_accuracy.png", help="PNG to write ('' for none)")
-
-    video = commands.add_parser("video", help="emotions over time in a video file, per face track")
-    video.add_argument("path", help="a video file: mp4, webm, mov, avi, animated GIF, ...")
-    video.add_argument(
-        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
-    )
-    video.add_argument(
-        "--every",
-        type=int,
-        default=DEFAULT_EVERY,
-        help=f"detect faces every K-th frame and follow them in between (default {DEFAULT_EVERY})",
-    )
-    video.add_argument(
-        "--smooth",
-        choices=("ema", "window", "none"),
-        default="ema",
-        help="smoothing over time (default: ema)",
-    )
-    video.add_argument("--csv", default=None, help="write one row per frame, face and model here")
-    video.add_argument("--json", action="store_true", help="print JSON: per-track summary and every face")
-    video.add_argument("--annotated", default=None, help="write the video with boxes and labels here (.mp4)")
-    video.add_argument(
-        "--min-face-size",
-        type=int,
-        help="smallest face in pixels (default: core.faces.detection.VIDEO_MIN_FACE_SIZE)",
-    )
-    video.add_argument(
-        "--detect-side",
-        type=int,
-        default=320,
-        help="detect on a copy of each frame at most this many pixels wide",
-    )
-    video.add_argument("--max-seconds", type=float, default=600, help="refuse longer videos")
-
-    calibrate = commands.add_parser(
-        "calibrate", help="fit temperature scaling on labelled faces; ECE before and after (Markdown)"
-    )
-    calibrate.add_argument(
-        "--models",
-        nargs="+",
-        default=["baseline", "masked", "baseline+masked"],
-        help="registered models, and averages like baseline+masked (default: baseline masked baseline+masked)",
-    )
-    calibrate.add_argument("--data", default=DATA_DEFAULT)
-    calibrate.add_argument("--split", default="val")
-    calibrate.add_argument(
-        "--record", action="store_true", help="store each temperature and its measures in the model card"
-    )
-    calibrate.add_argument("--json", action="store_true", help="print everything measured as JSON")
-    calibrate.add_argument(
-        "--corruption",
-        default=None,
-        help="measure on faces damaged by this corruption (core.data.corruptions), or 'mixed': one at random per face",
-    )
-    calibrate.add_argument("--severity", type=int, default=2, help="severity of --corruption (1 to 3)")
-
-    robust = commands.add_parser(
-        "robustness", help="real-photo test: corruption suite on val and faces in scenes (README tables)"
-    )
-    robust.add_argument(
-        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
-    )
-    robust.add_argument("--scenes", type=int, default=50, help="photos of faces in scenes (0: none)")
-    robust.add_argument("--seed", type=int, default=0, help="seed of the scenes and the corruptions")
-    robust.add_argument(
-        "--limit", type=int, default=500, help="val faces in the corruption suite (0: all; -1: none)"
-    )
-    robust.add_argument(
-        "--min-face-size",
-        type=int,
-        nargs="+",
-        default=None,
-        help="detector minimum face size(s) in pixels for the scenes (default: the detector's); "
-        "several give a comparison (--record stores the first)",
-    )
-    robust.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
-    robust.add_argument("--split", default="val")
-    robust.add_argument("--record", action="store_true", help="store the results in each model card")
-    robust.add_argument(
-        "--save-scenes", default=None, metavar="DIR", help="also write the scene photos and truth.json here"
-    )
-
-    commands.add_parser("models", help="list registered models")
-    bench = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
-    bench.add_argument("--video-only", action="store_true", help="only the video section")
-    bench.add_argument("--live-only", action="store_true", help="only the live camera section")
-
-    from core.jobs.cli import add_jobs_parser
-
-    add_jobs_parser(commands)
+    for add_parser in (
+        add_train_parser,
+        add_predict_parser,
+        add_evaluate_parser,
+        add_clusters_parser,
+        add_register_parser,
+        add_framing_parser,
+        add_report_parser,
+        add_video_parser,
+        add_calibrate_parser,
+        add_robustness_parser,
+        add_models_parser,
+        add_bench_parser,
+        add_jobs_parser,
+    ):
+        add_parser(commands)
     return parser
 
 
@@ -203,6 +50,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, LookupError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def add_train_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train (or resume) a model")
+    parser.add_argument(
+        "--run-dir", required=True, help="run folder; an existing checkpoint there is resumed"
+    )
+    add_train_options(parser)
+    parser.add_argument("--save-as", default=None, help="register the best weights under this name")
+    parser.add_argument(
+        "--models-dir", default=None, help="where --save-as writes (default: $FER_STUDIO_HOME/models)"
+    )
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -257,6 +116,39 @@ def _models(names: Sequence[str] | None) -> list:
     return loaded
 
 
+def add_predict_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("predict", help="find faces in photos and predict their emotions")
+    parser.add_argument("paths", nargs="+", help="images or folders of images")
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON with boxes and per-class probabilities"
+    )
+    parser.add_argument(
+        "--csv",
+        nargs="?",
+        const="-",
+        metavar="OUT",
+        help="CSV rows (one per face and model; unreadable files and photos without a face get one "
+        "row with their status) to OUT, or to stdout instead of the table",
+    )
+    parser.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
+    parser.add_argument(
+        "--min-face-size",
+        type=int,
+        default=None,
+        help="smallest face in pixels (default: core.faces.detection.PHOTO_MIN_FACE_SIZE)",
+    )
+    parser.add_argument(
+        "--align",
+        action="store_true",
+        help="turn each face's crop so its eyes are level (default: upright)",
+    )
+    parser.add_argument("--threshold", type=float, default=0.9, help="face detector score threshold")
+    parser.add_argument("--max-faces", type=int, default=20)
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """Stream one result per file; 0 when every file was read, 2 (after every row) when some were not."""
     from core.batch import (
@@ -302,6 +194,22 @@ def run_predict(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluate", help="evaluate a model on a labelled dataset")
+    parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument("--data", required=True, help="FER2013 folder/CSV or a folder root/emotion/*")
+    parser.add_argument("--split", default=None, help="train/val/test for FER2013 data")
+    parser.add_argument("--detect-faces", action="store_true", help="run face detection on full photos first")
+    parser.add_argument("--no-occlusion", action="store_true", help="skip the occlusion test")
+    parser.add_argument(
+        "--regions-from",
+        default=None,
+        help="registered model whose attention regions (k-means, n=3) are removed one at a time",
+    )
+    parser.add_argument("--record", action="store_true", help="store the result in the model card")
+    parser.add_argument("--json", action="store_true")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -356,6 +264,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_clusters_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("clusters", help="write the attention clusters of a face")
+    parser.add_argument("image", help="a photo with a face, or a 48x48 face crop")
+    parser.add_argument("--model", default="baseline", help="model whose Grad-CAM is the attention")
+    parser.add_argument("-n", "--clusters", type=int, default=3)
+    parser.add_argument("--lam", type=float, default=1.5)
+    parser.add_argument("--alpha", type=float, default=1.2)
+    parser.add_argument("--out", default=None, help="output PNG (default: IMAGE-clusters.png)")
+
+
 def run_clusters(args: argparse.Namespace) -> int:
     from core.explain.regions import region_strip
     from core.faces.detection import FaceDetector, largest_face_crop
@@ -374,6 +292,14 @@ def run_clusters(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_register_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("register", help="register a training run's best weights as a model")
+    parser.add_argument("run_dir")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--models-dir", default=None)
+    parser.add_argument("--train-command", default=None, help="the training command to record in the card")
+
+
 def run_register(args: argparse.Namespace) -> int:
     from core.training.register import register_run
 
@@ -382,6 +308,12 @@ def run_register(args: argparse.Namespace) -> int:
     )
     print(f"registered {args.name}: {path}")
     return 0
+
+
+def add_framing_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("framing", help="measure how MTCNN boxes sit in FER2013 crops")
+    parser.add_argument("--data", default=DATA_DEFAULT)
+    parser.add_argument("--count", type=int, default=300)
 
 
 def run_framing(args: argparse.Namespace) -> int:
@@ -395,6 +327,10 @@ def run_framing(args: argparse.Namespace) -> int:
     detector = FaceDetector(min_face_size=40, score_threshold=0.8)
     print(json.dumps(measure_framing(detector, faces.images[chosen]), indent=2))
     return 0
+
+
+def add_models_parser(commands: argparse._SubParsersAction) -> None:
+    commands.add_parser("models", help="list registered models")
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -430,6 +366,15 @@ def run_jobs(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def add_report_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report", help="accuracy table (Markdown) and per-class chart from model cards"
+    )
+    parser.add_argument("--models", nargs="+", default=["baseline", "masked"])
+    parser.add_argument("--evaluation", default="fer2013/val", help="which recorded evaluation")
+    parser.add_argument("--chart", default="docs/per_class_accuracy.png", help="PNG to write ('' for none)")
+
+
 def run_report(args: argparse.Namespace) -> int:
     from core.evaluation.report import accuracy_table, paired_summary, per_class_chart, region_table
 
@@ -440,6 +385,43 @@ def run_report(args: argparse.Namespace) -> int:
     if args.chart:
         print(f"\nchart written to {per_class_chart(args.models, Path(args.chart), args.evaluation)}")
     return 0
+
+
+def add_video_parser(commands: argparse._SubParsersAction) -> None:
+    from core.video.codec import DEFAULT_EVERY
+
+    parser = commands.add_parser("video", help="emotions over time in a video file, per face track")
+    parser.add_argument("path", help="a video file: mp4, webm, mov, avi, animated GIF, ...")
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
+    )
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=DEFAULT_EVERY,
+        help=f"detect faces every K-th frame and follow them in between (default {DEFAULT_EVERY})",
+    )
+    parser.add_argument(
+        "--smooth",
+        choices=("ema", "window", "none"),
+        default="ema",
+        help="smoothing over time (default: ema)",
+    )
+    parser.add_argument("--csv", default=None, help="write one row per frame, face and model here")
+    parser.add_argument("--json", action="store_true", help="print JSON: per-track summary and every face")
+    parser.add_argument("--annotated", default=None, help="write the video with boxes and labels here (.mp4)")
+    parser.add_argument(
+        "--min-face-size",
+        type=int,
+        help="smallest face in pixels (default: core.faces.detection.VIDEO_MIN_FACE_SIZE)",
+    )
+    parser.add_argument(
+        "--detect-side",
+        type=int,
+        default=320,
+        help="detect on a copy of each frame at most this many pixels wide",
+    )
+    parser.add_argument("--max-seconds", type=float, default=600, help="refuse longer videos")
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -482,6 +464,30 @@ def run_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_calibrate_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "calibrate", help="fit temperature scaling on labelled faces; ECE before and after (Markdown)"
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["baseline", "masked", "baseline+masked"],
+        help="registered models, and averages like baseline+masked (default: baseline masked baseline+masked)",
+    )
+    parser.add_argument("--data", default=DATA_DEFAULT)
+    parser.add_argument("--split", default="val")
+    parser.add_argument(
+        "--record", action="store_true", help="store each temperature and its measures in the model card"
+    )
+    parser.add_argument("--json", action="store_true", help="print everything measured as JSON")
+    parser.add_argument(
+        "--corruption",
+        default=None,
+        help="measure on faces damaged by this corruption (core.data.corruptions), or 'mixed': one at random per face",
+    )
+    parser.add_argument("--severity", type=int, default=2, help="severity of --corruption (1 to 3)")
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     from core.evaluation.calibration import markdown_table
     from core.evaluation.record import calibrate_models
@@ -519,6 +525,34 @@ def _refuse_recording_averages(names: Sequence[str] | None) -> None:
             f"{', '.join(averages)} is an average of registered models and has no card to record in; "
             "run it without --record"
         )
+
+
+def add_robustness_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "robustness", help="real-photo test: corruption suite on val and faces in scenes (README tables)"
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
+    )
+    parser.add_argument("--scenes", type=int, default=50, help="photos of faces in scenes (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the scenes and the corruptions")
+    parser.add_argument(
+        "--limit", type=int, default=500, help="val faces in the corruption suite (0: all; -1: none)"
+    )
+    parser.add_argument(
+        "--min-face-size",
+        type=int,
+        nargs="+",
+        default=None,
+        help="detector minimum face size(s) in pixels for the scenes (default: the detector's); "
+        "several give a comparison (--record stores the first)",
+    )
+    parser.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or fer2013.csv")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--record", action="store_true", help="store the results in each model card")
+    parser.add_argument(
+        "--save-scenes", default=None, metavar="DIR", help="also write the scene photos and truth.json here"
+    )
 
 
 def run_robustness(args: argparse.Namespace) -> int:
@@ -579,6 +613,12 @@ def run_robustness(args: argparse.Namespace) -> int:
         record([m.name for m in models], command, corruptions, runs[0] if runs else None, args.seed)
         print(f"\nrecorded in the cards of {', '.join(m.name for m in models)}")
     return 0
+
+
+def add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
+    parser.add_argument("--video-only", action="store_true", help="only the video section")
+    parser.add_argument("--live-only", action="store_true", help="only the live camera section")
 
 
 def run_bench(args: argparse.Namespace) -> int:
