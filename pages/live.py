@@ -73,13 +73,13 @@ def connection_notice(playing: bool, signalling: bool, analysed: int) -> None:
     if signalling and not playing and waited > CONNECT_PATIENCE_S:
         st.warning(
             f"The connection did not open within {CONNECT_PATIENCE_S} s. Behind a firewall or on a hosted "
-            f"server the app needs a TURN server: set {ICE_SERVERS} (see the README). Press Stop to cancel.",
+            f"server the app needs a TURN server: set {ICE_SERVERS} (see docs/video-and-live.md). Press Stop to cancel.",
             icon=":material/wifi_off:",
         )
     elif playing and analysed == 0 and waited > FIRST_FRAME_PATIENCE_S:
         st.warning(
             f"Connected, but no frame reached the server within {FIRST_FRAME_PATIENCE_S} s: the media "
-            f"path is blocked (a TURN server is needed; see {ICE_SERVERS} in the README).",
+            f"path is blocked (a TURN server is needed; see {ICE_SERVERS} in docs/video-and-live.md).",
             icon=":material/wifi_off:",
         )
 

@@ -32,7 +32,7 @@ except JobError as err:
 if not training_enabled():
     st.info(
         f"Training is turned off on this deployment ({training_off_reason()}). "
-        "Run the studio yourself to train models: see the README.",
+        "Run the studio yourself to train models: see docs/training.md.",
         icon=":material/block:",
     )
     st.stop()

@@ -132,7 +132,7 @@ class FaceDetector:
     min_face_size is in the photo's pixels (see PHOTO_MIN_FACE_SIZE). With align, each face's
     roll is its eyes' slope (tilts under MIN_ROLL_DEGREES count as upright), so its crop shows
     the eyes level; without, every crop is upright. Alignment is off by default: on faces in scenes
-    and on tilted val faces it did not measure better than upright crops (README, "Alignment"),
+    and on tilted val faces it did not measure better than upright crops (docs/results.md, "Alignment"),
     FER2013's own faces being unaligned.
     """
 

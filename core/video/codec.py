@@ -23,7 +23,7 @@ MAX_SECONDS = 10 * 60.0
 MAX_PIXELS = 3840 * 2160
 
 # Video files are detected on every 3rd frame by default and the faces followed in between:
-# `python -m core bench --video-only` measured this against every frame (README, "Video speed").
+# `python -m core bench --video-only` measured this against every frame (docs/video-and-live.md).
 DEFAULT_EVERY = 3
 
 # FFmpeg also opens single still images as one-frame "videos"; those belong to `predict`.
