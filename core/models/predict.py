@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+import torch.fx
 
 from core.models.preprocess import spec, to_tensor
 from core.models.registry import LoadedModel
@@ -74,9 +77,38 @@ def _make_inference_copy(model: LoadedModel) -> LoadedModel:
     size = int(spec(model.preprocessing)["input_size"])
     probe = torch.linspace(-1, 1, 2 * size * size).reshape(2, 1, size, size)
     try:
-        fused = fuse(model.module).to(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            same = torch.allclose(fused(probe), model.module(probe), atol=1e-4, rtol=1e-4)
+        # Under the model's lock: a Grad-CAM's hooks on the original must not see the check's pass.
+        with model.lock:
+            graph = _ThisThreadTracer().trace(model.module)
+            traced = torch.fx.GraphModule(model.module, graph, type(model.module).__name__)
+            fused = fuse(traced, no_trace=True).to(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                same = torch.allclose(fused(probe), model.module(probe), atol=1e-4, rtol=1e-4)
     except Exception:  # noqa: BLE001 - any architecture fx cannot handle keeps its eager module
         return model
     return LoadedModel(model.name, fused, model.card) if same else model
+
+
+class _ThisThreadTracer(torch.fx.Tracer):
+    """torch.fx's tracer, for the thread that traces only.
+
+    While it traces, torch.fx replaces every nn.Module's __call__ and __getattr__, in every thread:
+    another thread's forward pass (a live stream's classifier, MTCNN) then fails with "module is not
+    installed as a submodule". Here calls from other threads run the module as usual.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread = threading.get_ident()
+
+    def call_module(
+        self, m: torch.nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if threading.get_ident() != self._thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if threading.get_ident() != self._thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)

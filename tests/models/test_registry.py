@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 import weakref
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from core.labels import EMOTIONS
 from core.models.architectures import architectures, create_model
 from core.models.loading import load_model
 from core.models.predict import inference_copy, predict_proba
-from core.models.registry import ModelNotFound, list_models, save_model
+from core.models.registry import LoadedModel, ModelNotFound, list_models, save_model
 
 
 def test_round_trip_gives_identical_predictions(isolated_home: Path) -> None:
@@ -81,3 +82,56 @@ def test_one_inference_copy_per_loaded_model_same_probabilities(tiny_registry: l
     del model, copy
     gc.collect()
     assert gone() is None, "a model let go takes its copy with it"
+
+
+class _PauseWhileTraced(torch.nn.Module):
+    """Passes its input on; while torch.fx traces it, waits until another thread has run a model."""
+
+    def __init__(self, tracing: threading.Event, other_done: threading.Event) -> None:
+        super().__init__()
+        self.tracing, self.other_done = tracing, other_done
+
+    def __deepcopy__(self, memo: dict) -> _PauseWhileTraced:
+        return _PauseWhileTraced(self.tracing, self.other_done)  # events are shared, not copied
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            self.tracing.set()
+            self.other_done.wait(timeout=60)
+        return x
+
+
+def test_building_a_copy_leaves_other_threads_forward_passes_alone(tiny_registry: list[str]) -> None:
+    """torch.fx patches every module while it traces: a live stream's forward pass in another thread
+    died with "module is not installed as a submodule" when a second stream built its copy."""
+    serving, building = load_model(tiny_registry[0]), load_model(tiny_registry[1])
+    crops = np.random.default_rng(1).integers(0, 255, (4, 48, 48), dtype=np.uint8)
+    expected = predict_proba(serving, crops)
+    serving_copy = inference_copy(serving)  # made before: the lock that makes copies is taken below
+    tracing, other_done = threading.Event(), threading.Event()
+    paused = LoadedModel(
+        building.name,
+        torch.nn.Sequential(_PauseWhileTraced(tracing, other_done), building.module).eval(),
+        building.card,
+    )
+    outcome: list[object] = []
+
+    def serve() -> None:
+        try:
+            assert tracing.wait(timeout=60), "the copy was never traced"
+            outcome.append(predict_proba(serving, crops))  # the original module: patched while tracing
+            outcome.append(predict_proba(serving_copy, crops))
+        except Exception as err:  # noqa: BLE001 - the failure is the finding
+            outcome.append(err)
+        finally:
+            other_done.set()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    copy = inference_copy(paused)
+    thread.join(timeout=60)
+    assert len(outcome) == 2, outcome
+    assert all(isinstance(out, np.ndarray) and np.allclose(out, expected, atol=1e-5) for out in outcome)
+    assert copy is not paused and np.allclose(
+        predict_proba(copy, crops), predict_proba(building, crops), atol=1e-5
+    ), "the copy was still built, and right"
