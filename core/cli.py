@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -422,6 +423,12 @@ def add_video_parser(commands: argparse._SubParsersAction) -> None:
         help="detect on a copy of each frame at most this many pixels wide",
     )
     parser.add_argument("--max-seconds", type=float, default=600, help="refuse longer videos")
+    parser.add_argument(
+        "--allow-any-format",
+        action="store_true",
+        help="read any container FFmpeg knows, not only mp4/mov/m4v, webm/mkv, avi and GIF "
+        "(still no network; a format that lists other files, such as ffconcat, may then read them)",
+    )
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -430,9 +437,10 @@ def run_video(args: argparse.Namespace) -> int:
     from core.video.analysis import VideoSettings, analyze_video, video_detector
     from core.video.codec import VideoLimits, probe
 
-    settings = VideoSettings(
-        every=args.every, smoothing=args.smooth, limits=VideoLimits(max_seconds=args.max_seconds)
-    )
+    limits = VideoLimits(max_seconds=args.max_seconds)
+    if args.allow_any_format:
+        limits = dataclasses.replace(limits, formats=None)
+    settings = VideoSettings(every=args.every, smoothing=args.smooth, limits=limits)
     info = probe(args.path, settings.limits)  # a bad file fails here, before models load
     models = _models(args.models)
     from core.faces.detection import VIDEO_MIN_FACE_SIZE

@@ -179,6 +179,7 @@ def analyze_video(
                 result.stopped = True
                 break
             result.points.extend(points)
+            result.positions.add(frame.pts)
             result.frames = frame.index + 1
             if result.frames % RELEASE_EVERY == 0:
                 release_free_memory()
@@ -284,7 +285,7 @@ def frame_saliency(
     """One frame of an analysed video and, per model, that frame with each face's Grad-CAM
     (for the model's smoothed emotion) laid over it."""
     points = result.frame_points(frame)
-    image = read_frame(path, frame, limits).image
+    image = read_frame(path, frame, limits, pts=result.positions.pts(frame)).image
     faces = [Face(box=p.box, landmarks=(), score=1.0) for p in points]
     if not faces:
         return image, {model.name: image for model in models}

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.labels import EMOTIONS
+from core.video.codec import FramePositions
 
 
 @dataclass
@@ -49,6 +50,7 @@ class VideoResult:
     frames: int = 0  # frames processed
     points: list[FacePoint] = field(default_factory=list)
     stopped: bool = False  # stopped before the end
+    positions: FramePositions = field(default_factory=FramePositions, repr=False)  # to seek a frame again
 
     def tracks(self) -> list[int]:
         """Track ids in order of first appearance."""
