@@ -123,9 +123,17 @@ if public_mode():
     st.caption(f"Public demo: {streams} at a time on this server, {limit.max_stream_seconds} s each.")
 
 processor = processor_for(selection.keys, int(every), smoothing)
-expired = processor.status().expired
-if expired:
-    st.warning(f"This stream reached the limit of {limit.max_stream_seconds} s.", icon=":material/timer_off:")
+begun = processor.status()
+ended = begun.expired or begun.refused  # the server closed the connection (LiveProcessor.connect)
+if ended:
+    if begun.expired:
+        st.warning(
+            f"This stream reached the limit of {limit.max_stream_seconds} s.", icon=":material/timer_off:"
+        )
+    else:
+        st.warning(
+            "Every live place on this server is taken: try again in a minute.", icon=":material/group:"
+        )
     if st.button("Start a new stream"):
         processor.close()
         del st.session_state[PROCESSOR]
@@ -139,9 +147,14 @@ context = webrtc_streamer(
     queued_video_frames_callback=processor.recv_queued,
     on_video_ended=processor.close,
     async_processing=True,  # frames that arrive during an analysis are dropped, not queued
-    desired_playing_state=False if expired else None,
+    desired_playing_state=False if ended else None,
     translations=MESSAGES,  # used by its device picker; its Start path shows the browser's error
 )
+# A refused or expired stream is closed by the server, not left to the browser's Stop (streamlit-webrtc
+# has no public call for it: its worker's stop closes the peer connection).
+worker = context._get_worker()
+if worker is not None:
+    processor.connect(worker.stop)
 playing, signalling = context.state.playing, context.state.signalling
 if (playing or signalling) and st.session_state.get(CONNECTING_SINCE) is None:
     st.session_state[CONNECTING_SINCE] = time.monotonic()
@@ -154,18 +167,14 @@ elif not (playing or signalling):
     st.caption(CAMERA_TROUBLE)
 
 
-@st.fragment(run_every=1.0 if (playing or signalling) and not expired else None)
+@st.fragment(run_every=1.0 if (playing or signalling) and not ended else None)
 def live_status() -> None:
     status = processor.status()
-    if status.expired and not expired:
+    if (status.expired or status.refused) and not ended:
         st.rerun()  # the whole page: it stops the stream
     connection_notice(playing, signalling, status.analysed)
     if status.refused:
-        st.warning(
-            "Every live place on this server is taken: press Stop and try again in a minute.",
-            icon=":material/group:",
-        )
-        return
+        return  # said above the stream
     if status.analysed:
         st.markdown(
             f"**Live status:** {status.analysed} frames analysed, {status.frames_per_s:.1f} frames/s, "

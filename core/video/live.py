@@ -8,6 +8,10 @@ meanwhile the browser keeps receiving the last annotated frame. So a slow server
 fewer frames, never older ones. A frame given to process() while another call is
 analysing is dropped too: it is passed back at once with the last labels drawn on it.
 
+A stream that is refused (no live place free) or reaches its time limit gets one frame with a
+notice, and then its connection is closed (the hang-up the page connects, streamlit-webrtc's
+worker.stop): the server decodes, draws and encodes nothing more for it.
+
 Frames are numbers only once analysed: the processor keeps the last `history_seconds` of
 each track's probabilities for a chart, and running counts for the status line.
 """
@@ -86,6 +90,7 @@ class LiveStatus:
     expired: bool  # the stream reached its maximum length
     refused: bool  # every live place of the server was taken when the stream started
     seconds: float  # since the first frame
+    hung_up: bool = False  # refused or expired: its connection was told to close
 
 
 class LiveProcessor:
@@ -97,6 +102,7 @@ class LiveProcessor:
     slots: the server's places for live streams; the stream takes one at its first frame (or, when
     none is free, passes its frames through with a notice) and gives it back at close() or expiry.
     window: frames/s and latency are over the last this many analysed frames.
+    A refused or expired stream is hung up: see connect().
     """
 
     def __init__(
@@ -136,6 +142,18 @@ class LiveProcessor:
         self._offset: float | None = None  # smallest (arrival clock - frame time) seen
         self._expired = False
         self._done: deque[tuple[float, float]] = deque(maxlen=window)  # (finished, latency)
+        self._hang_up: Callable[[], None] | None = None  # closes the stream's connection
+        self._noticed = False  # the notice frame of a refused or expired stream was sent
+        self._hung_up = False  # the connection was told to close
+
+    def connect(self, hang_up: Callable[[], None]) -> None:
+        """How to close this stream's connection (the page gives streamlit-webrtc's worker.stop).
+        Called once, in a thread of its own, when the stream is refused or expires (at once if it
+        already was)."""
+        with self._state:
+            self._hang_up = hang_up
+            if self._over():
+                self._end_connection()
 
     def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
         """streamlit-webrtc's video_frame_callback: the frame with boxes and labels drawn."""
@@ -145,8 +163,12 @@ class LiveProcessor:
 
     async def recv_queued(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         """streamlit-webrtc's queued_video_frames_callback: the frames that arrived during the last
-        analysis; only the newest is analysed, the others are counted as dropped."""
+        analysis; only the newest is analysed, the others are counted as dropped. None once the
+        stream was refused or expired and its notice sent: the browser keeps the notice until the
+        connection closes."""
         with self._state:
+            if self._over() and self._noticed:
+                return []
             self._dropped += len(frames) - 1
         return [self(frames[-1])]
 
@@ -157,9 +179,10 @@ class LiveProcessor:
         time_s: the frame's time in the stream (an av.VideoFrame's own time when None, else the
         clock since the first frame). arrived: when the frame reached the server (clock); when
         None it is estimated from the frame's time, on the least-delayed frame seen so far.
+        A refused or expired stream's first frame after that gets a notice; later ones come back
+        as they are, neither decoded nor drawn on.
         """
         now = self.clock()
-        image = _to_image(frame)
         with self._state:
             started = self._begin(now) if self._started is None else self._started
             admitted = self._admitted
@@ -170,12 +193,16 @@ class LiveProcessor:
             self._offset = now - time_s if self._offset is None else min(self._offset, now - time_s)
             arrival = arrived if arrived is not None else time_s + self._offset
             expired = self._check_expired(now)
-        if not admitted:
-            return _like(frame, _notice(image, BUSY))
-        if expired:
-            return _like(
-                frame, _notice(image, f"Live limit of {self.max_seconds:.0f} s reached: press Stop.")
-            )
+            over, noticed = not admitted or expired, self._noticed
+            if over:
+                self._noticed = True
+                self._end_connection()
+        if over:
+            if noticed:
+                return frame
+            text = BUSY if not admitted else f"Live limit of {self.max_seconds:.0f} s reached."
+            return _like(frame, _notice(_to_image(frame), text))
+        image = _to_image(frame)
         if not self._busy.acquire(blocking=False):
             with self._state:
                 self._dropped += 1
@@ -210,7 +237,20 @@ class LiveProcessor:
             self._history, self._points, self._done = {}, [], deque(maxlen=self._done.maxlen)
             self._analysed = self._dropped = 0
             self._index, self._offset = -1, None
+            self._noticed = self._hung_up = False
         return now
+
+    def _over(self) -> bool:
+        """Refused, or expired. Under _state."""
+        return self._admitted is False or self._expired
+
+    def _end_connection(self) -> None:
+        """Tell the connection to close, once per stream. In a thread of its own: closing joins the
+        thread that calls process(). Under _state."""
+        if self._hung_up or self._hang_up is None:
+            return
+        self._hung_up = True
+        threading.Thread(target=self._hang_up, name="live-hang-up", daemon=True).start()
 
     def _check_expired(self, now: float) -> bool:
         """Whether the stream is past its maximum length; calls on_expired the first time. Under _state."""
@@ -285,6 +325,7 @@ class LiveProcessor:
                 expired=self._expired,
                 refused=self._admitted is False,
                 seconds=0.0 if self._started is None else self.clock() - self._started,
+                hung_up=self._hung_up,
             )
 
     def latencies(self) -> list[float]:

@@ -180,6 +180,45 @@ def test_a_stream_stops_being_analysed_after_its_maximum_length(models, vdetecto
     assert places.acquire(blocking=False), "an expired stream holds no place"
 
 
+def test_a_refused_or_expired_stream_is_hung_up_and_costs_nothing_more(models, vdetector) -> None:
+    """A stream past its limit, or refused, kept its connection: the server went on decoding,
+    drawing and encoding its frames. Now it gets one notice, then its connection is closed."""
+    calls: list[str] = []
+    called = threading.Event()
+
+    def hang_up() -> None:
+        calls.append(threading.current_thread().name)
+        called.set()
+
+    frame = frames(1)[0]
+    video = av.VideoFrame.from_ndarray(frame, format="rgb24")
+    now = [100.0]
+    expiring = LiveProcessor(models, vdetector, max_seconds=5, clock=lambda: now[0])
+    expiring.connect(hang_up)
+    expiring.process(frame, time_s=0.0)
+    assert not called.is_set() and not expiring.status().hung_up
+    now[0] += 5.5
+    notice = expiring.process(frame, time_s=5.5)
+    assert (notice[:10] != frame[:10]).any(), "one frame says why"
+    assert called.wait(timeout=30) and calls == ["live-hang-up"], "closed, from a thread of its own"
+    assert expiring.process(frame, time_s=5.6) is frame, "later frames are neither decoded nor drawn on"
+    assert asyncio.run(expiring.recv_queued([video, video])) == [], "and nothing is produced for them"
+    status = expiring.status()
+    assert status.hung_up and (status.analysed, status.dropped) == (1, 0)
+
+    calls.clear()
+    called.clear()
+    refused = LiveProcessor(models, vdetector, slots=threading.Semaphore(0))
+    notice = refused.process(frame, time_s=0.0)
+    assert box_pixels(notice) == 0 and (notice[:10] != frame[:10]).any()
+    refused.connect(hang_up)  # connected after the refusal: hung up at once
+    assert called.wait(timeout=30) and calls == ["live-hang-up"]
+    assert refused.process(frame, time_s=0.1) is frame
+    assert asyncio.run(refused.recv_queued([video])) == []
+    refused.connect(hang_up)
+    assert refused.status().analysed == 0 and calls == ["live-hang-up"], "once per stream"
+
+
 def test_a_frame_that_is_not_rgb_gets_one_clear_line(models, vdetector) -> None:
     with pytest.raises(ValueError, match=r"RGB uint8 array of shape \(H, W, 3\)"):
         LiveProcessor(models, vdetector).process(np.zeros((4, 4), np.float32))
