@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 import streamlit as st
 
@@ -53,12 +52,10 @@ def run_analysis(data: bytes, keys: tuple, settings: VideoSettings) -> dict | No
 
 
 def downloads(state: dict, stem: str) -> None:
-    """CSV, JSON and the annotated video."""
+    """CSV, JSON (each built when first asked for, then kept with the result) and the annotated video."""
     result = state["result"]
-    st.download_button("CSV (frame, face, model)", result.to_csv(), f"{stem}-emotions.csv", "text/csv")
-    st.download_button(
-        "JSON", json.dumps(result.to_dict(), indent=2), f"{stem}-emotions.json", "application/json"
-    )
+    st.download_button("CSV (frame, face, model)", result.csv_bytes, f"{stem}-emotions.csv", "text/csv")
+    st.download_button("JSON", result.json_bytes, f"{stem}-emotions.json", "application/json")
     st.download_button("Annotated video", state["video"], f"{stem}-annotated.mp4", "video/mp4")
 
 

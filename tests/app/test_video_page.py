@@ -8,6 +8,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.video.codec import VideoWriter
+from core.video.timeline import VideoResult
 from tests.helpers import APP, TIMEOUT, fresh_app, navigation_from_app_py, no_errors  # noqa: F401
 
 
@@ -21,7 +22,13 @@ def clip(path: Path, astronaut: Image.Image) -> bytes:
     return path.read_bytes()
 
 
-def test_video_page_analyses_an_upload(tiny_registry, astronaut: Image.Image, tmp_path: Path) -> None:
+def test_video_page_analyses_an_upload(
+    tiny_registry, astronaut: Image.Image, tmp_path: Path, monkeypatch
+) -> None:
+    built: list[str] = []
+    for name in ("to_csv", "to_dict"):
+        method = getattr(VideoResult, name)
+        monkeypatch.setattr(VideoResult, name, lambda self, m=method, n=name: built.append(n) or m(self))
     app = AppTest.from_file(APP, default_timeout=TIMEOUT)
     app.switch_page("pages/video.py")
     app.run()
@@ -43,6 +50,22 @@ def test_video_page_analyses_an_upload(tiny_registry, astronaut: Image.Image, tm
     app.select_slider(key="frame-1").set_value(5).run()
     no_errors(app)
     assert [c for image in app.get("image") for c in image.captions][0] == "frame 5"
+    assert built == [], "reruns build no download: CSV and JSON are made when asked for, once"
+
+
+def test_video_page_refuses_an_upload_that_names_other_files(
+    tiny_registry, tmp_path: Path, monkeypatch
+) -> None:
+    """clip.mp4 holding an ffconcat list: the annotated video showed requirements.txt as frames."""
+    monkeypatch.chdir(Path(__file__).parents[2])
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.switch_page("pages/video.py")
+    app.run()
+    listing = b"ffconcat version 1.0\nfile requirements.txt\n"
+    app.file_uploader[0].upload("clip.mp4", listing, "video/mp4").run()
+    next(b for b in app.button if b.label == "Analyse").click().run()
+    assert not app.exception and not app.get("video")
+    assert any("not a video format this app opens" in w.value for w in app.warning)
 
 
 def test_video_page_says_when_an_upload_is_not_a_video(tiny_registry) -> None:
