@@ -7,12 +7,13 @@ import streamlit as st
 
 from core.serving.memory import limit_heap_arenas
 from core.serving.public import public_mode
-from ui.deploy import keep_uploads_in_memory, settings_from_secrets
+from ui.deploy import guard_public_server, keep_uploads_in_memory, settings_from_secrets
 from ui.pickers import model_pickers
 from ui.resources import job_worker
 
 st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
 settings_from_secrets()  # FER_STUDIO_PUBLIC and the limits, as Community Cloud passes them
+guard_public_server()  # public mode: no visitor clears the caches; upload sizes checked by the server
 keep_uploads_in_memory()
 limit_heap_arenas()  # at the first script run when a host starts `streamlit run app.py`; cheap after
 

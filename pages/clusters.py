@@ -80,7 +80,7 @@ picture.image(annotate(found), caption=item.name, width="stretch")
 crop = found.faces[number].crop
 attention_key = next(key for key in keys if key[0] == attention_name)
 with st.spinner("Clustering attention and reading every masked face…"):
-    study = resources.region_study(crop, attention_key, keys, n, lam, alpha, method, _on_wait=waiting)
+    study = resources.region_study(crop, attention_key, keys, n, lam, alpha, method, on_wait=waiting)
 waiting.done()
 
 columns = st.columns(3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from core.data.datasets import DatasetError
@@ -10,6 +12,9 @@ from core.evaluation.report import paired_sentence
 from core.jobs import JobError, check_data_path, data_roots, dataset_choices
 from core.models.registry import broken_models
 from core.paths import DATA_DEFAULT
+from core.serving import budget
+from core.serving.budget import OverBudget
+from core.serving.gate import GateRefused, Stopped
 from core.serving.public import public_mode
 from ui import pickers, resources
 from ui.charts import (
@@ -64,16 +69,31 @@ def dataset_input() -> str | None:
 
 
 def evaluate_form() -> None:
-    """Evaluate a registered model on a dataset in the data roots, with a progress bar."""
+    """Evaluate a registered model on a dataset in the data roots, with a progress bar and Stop.
+
+    In public mode only on val, on a fixed sample of its faces and without the occlusion test
+    (core.serving.budget): larger work is refused with what to do instead.
+    """
+    public = public_mode()
     with st.expander("Evaluate a model on a dataset", icon=":material/play_circle:"):
+        if public:
+            st.caption(
+                f"Public demo: evaluations run on val, on {budget.PUBLIC_EVALUATION_FACES:,} of its faces, "
+                "without the occlusion test, so that every visitor gets a turn. The cards' recorded "
+                "evaluations are below; for the whole splits and the occlusion test, "
+                f"{budget.ELSEWHERE}."
+            )
         with st.form("evaluate"):
             name = st.selectbox(
                 "Model", selection.names, index=selection.names.index(selection.a), key="eval_model"
             )
             data = dataset_input()
             split_column, occlusion_column = st.columns(2, vertical_alignment="bottom")
-            split = split_column.selectbox("Split", list(SPLITS), key="eval_split")
-            occlusion = occlusion_column.checkbox("Occlusion test", True, key="eval_occlusion")
+            splits = list(budget.PUBLIC_SPLITS) if public else list(SPLITS)
+            split = split_column.selectbox("Split", splits, key="eval_split")
+            occlusion = False
+            if not public:
+                occlusion = occlusion_column.checkbox("Occlusion test", True, key="eval_occlusion")
             submitted = st.form_submit_button("Evaluate", type="primary")
         if not submitted:
             return
@@ -87,18 +107,23 @@ def evaluate_form() -> None:
             return
         waiting = resources.WaitNotice(st.empty())
         bar = st.progress(0.0, text="starting")
-        key = selection.key_of(name)
+        st.button("Stop", key="eval_stop", help="Stops the evaluation and frees your turn.")  # a click reruns
         try:
             result = resources.evaluation(
-                key,
+                selection.key_of(name),
                 str(path),
                 SPLITS[split],
                 path.stat().st_mtime,
                 occlusion,
-                _progress=lambda f, t: bar.progress(f, text=t),
-                _on_wait=waiting,
+                progress=lambda f, t: bar.progress(f, text=t),
+                on_wait=waiting,
             )
-        except (DatasetError, ValueError, OSError) as err:
+        except OverBudget as err:
+            waiting.done()
+            bar.empty()
+            st.warning(str(err), icon=":material/block:")
+            return
+        except (DatasetError, ValueError, OSError, GateRefused, Stopped) as err:
             waiting.done()
             bar.empty()
             st.error(f"Could not evaluate {name}: {err}")
@@ -106,9 +131,15 @@ def evaluate_form() -> None:
         waiting.done()
         bar.progress(1.0, text="done")
         label = f"{path.name}/{SPLITS[split]}" if SPLITS[split] else path.name
+        if public:
+            label += f" ({result['faces_evaluated']:,} faces)"
         st.session_state.setdefault("page_evaluations", {}).setdefault(name, {})[label] = result
         st.session_state["eval_key"] = label
-        st.success(f"{name} on {label}: accuracy {result['accuracy']:.1%}, macro-F1 {result['macro_f1']:.1%}")
+        at = time.strftime("%H:%M:%S UTC", time.gmtime(result["evaluated_at"]))
+        st.success(
+            f"{name} on {label}: accuracy {result['accuracy']:.1%}, macro-F1 {result['macro_f1']:.1%} "
+            f"(evaluated at {at})"
+        )
 
 
 if not selection.names:

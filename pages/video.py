@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.explain.saliency import CAM_METHODS
 from core.labels import EMOTIONS
+from core.serving.gate import GateRefused, Stopped, Turn
 from core.serving.public import limits
 from core.video.analysis import DEFAULT_EVERY, VideoSettings, analyze_video, frame_saliency
 from core.video.codec import VideoError, VideoLimits
@@ -29,7 +30,11 @@ def run_analysis(data: bytes, keys: tuple, settings: VideoSettings) -> dict | No
     bar = st.progress(0.0, text="Analysing…")
     st.button("Stop", help="Stops the analysis (the page starts over).")  # a click reruns, which stops it
 
+    turn: Turn | None = None
+
     def progress(done: int, total: int | None) -> None:
+        if turn is not None:
+            turn.checkpoint()  # photos go first; other videos get turns; Stop or a closed tab ends it
         if done % 10 == 0 or done == total:
             share = min(done / total, 1.0) if total else 0.0
             bar.progress(share, text=f"Frame {done}" + (f" of {total}" if total else ""))
@@ -37,7 +42,8 @@ def run_analysis(data: bytes, keys: tuple, settings: VideoSettings) -> dict | No
     annotated = io.BytesIO()
     waiting = resources.WaitNotice(st.empty())
     try:
-        with resources.gate().admit(waiting):  # a clip is many analyses: it takes its turn like one
+        # A clip is many analyses: it runs in the long lane and gives way to photos between frames.
+        with resources.long_turn(waiting) as turn:
             result = analyze_video(
                 data, models, resources.video_detector(), settings, annotated, on_frame=progress
             )
@@ -45,6 +51,11 @@ def run_analysis(data: bytes, keys: tuple, settings: VideoSettings) -> dict | No
         waiting.done()
         bar.empty()
         st.warning(f"Could not read this video: {err}.", icon=":material/broken_image:")
+        return None
+    except (GateRefused, Stopped) as err:
+        waiting.done()
+        bar.empty()
+        st.warning(str(err) or "Stopped.", icon=":material/block:")
         return None
     waiting.done()
     bar.empty()

@@ -16,6 +16,7 @@ from core.jobs import stop_worker, worker
 from core.labels import EMOTIONS
 from core.models import registry
 from core.paths import REPO_ROOT as REPO
+from core.serving import shared
 
 # Generated data
 
@@ -80,9 +81,11 @@ def fresh_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "no-shipped-models")
     st.cache_data.clear()
     st.cache_resource.clear()
+    shared.reset()  # the gate, result cache and stream places outlive cache clearing on purpose
     yield
     st.cache_data.clear()
     st.cache_resource.clear()
+    shared.reset()
 
 
 def open_page(page: str) -> AppTest:

@@ -1,13 +1,19 @@
-"""Deployment glue run by app.py on every page run: settings from Streamlit secrets, uploads in RAM."""
+"""Deployment glue run by app.py on every page run: settings from Streamlit secrets, uploads in RAM,
+and public mode's guards on the Streamlit server itself."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from typing import Any
 
 import streamlit as st
 
-from core.serving.public import SETTINGS
+from core.serving.public import SETTINGS, limits, public_mode
+from core.serving.uploads import files_to_drop
+
+_LOGGER = logging.getLogger(__name__)
 
 # Bytes of multipart framing around one uploaded file (boundary, part headers, file name).
 _FRAMING = 2**20
@@ -50,3 +56,92 @@ def keep_uploads_in_memory() -> int:
     largest = int(st.get_option("server.maxUploadSize")) * 2**20 + _FRAMING
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, largest)
     return MultiPartParser.spool_max_size
+
+
+def guard_public_server() -> list[str]:
+    """What public mode changes in the running Streamlit server; returns what it did this time.
+
+    Each step is idempotent (cheap on every page run) and does nothing outside public mode:
+    - a browser's "clear cache" message is refused (Streamlit's AppSession clears st.cache_data
+      and st.cache_resource for every visitor on any client's request, and has no setting
+      against it: client.toolbarMode only hides the menu item);
+    - server.maxUploadSize becomes FER_STUDIO_MAX_UPLOAD_MB, so the web server refuses a larger
+      file (the uploader's own max_upload_size is checked in the browser only);
+    - one session's uploads hold at most Limits.session_upload_bytes (core.serving.uploads);
+    - /_stcore/metrics serves no figures (Streamlit 1.67 always serves it; no setting turns it off).
+    """
+    from streamlit import runtime
+
+    done = [] if _refuse_cache_clearing() is False else ["clear cache refused"]
+    if not public_mode():
+        return done
+    if _cap_upload_size():
+        done.append("server.maxUploadSize")
+    if runtime.exists():
+        server = runtime.get_instance()
+        if _bound_session_uploads(server.uploaded_file_mgr):
+            done.append("session uploads bounded")
+        if _close_metrics(server.stats_mgr):
+            done.append("metrics closed")
+    return done
+
+
+def _refuse_cache_clearing() -> bool:
+    """Patch Streamlit's AppSession once so that, in public mode, "clear cache" does nothing.
+
+    The patch asks public_mode() on each message, so a studio run locally keeps the menu item.
+    Returns True when it patched now.
+    """
+    from streamlit.runtime.app_session import AppSession
+
+    if getattr(AppSession, "_fer_studio_guarded", False):
+        return False
+    original = AppSession._handle_clear_cache_request
+
+    def handle_clear_cache_request(self: AppSession) -> None:
+        if public_mode():
+            _LOGGER.warning("refused a visitor's 'clear cache' (public mode: caches are shared)")
+            return
+        original(self)
+
+    AppSession._handle_clear_cache_request = handle_clear_cache_request  # type: ignore[method-assign]
+    AppSession._fer_studio_guarded = True  # type: ignore[attr-defined]
+    return True
+
+
+def _cap_upload_size() -> bool:
+    """Make the web server refuse files above FER_STUDIO_MAX_UPLOAD_MB; True when it changed now."""
+    from streamlit import config
+
+    wanted = limits().max_upload_mb
+    if int(config.get_option("server.maxUploadSize")) == wanted:
+        return False
+    config.set_option("server.maxUploadSize", wanted, "FER_STUDIO_MAX_UPLOAD_MB (public mode)")
+    return True
+
+
+def _bound_session_uploads(manager: Any) -> bool:
+    """Wrap the upload manager's add_file once: a session's oldest files go past its bound."""
+    if getattr(manager, "_fer_studio_bounded", False) or not hasattr(manager, "file_storage"):
+        return False
+    add_file = manager.add_file
+
+    def bounded_add_file(session_id: str, file: Any) -> None:
+        add_file(session_id=session_id, file=file)
+        held = [(key, len(rec.data)) for key, rec in list(manager.file_storage.get(session_id, {}).items())]
+        for key in files_to_drop(held, limits().session_upload_bytes):
+            manager.remove_file(session_id, key)
+
+    manager.add_file = bounded_add_file
+    manager._fer_studio_bounded = True
+    return True
+
+
+def _close_metrics(stats: Any) -> bool:
+    """Make /_stcore/metrics answer with no figures (sessions, caches, uploads); True when done now."""
+    if getattr(stats, "_fer_studio_closed", False):
+        return False
+    stats.registered_families = lambda: []
+    stats.get_stats = lambda *args, **kwargs: {}
+    stats._fer_studio_closed = True
+    return True

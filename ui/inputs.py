@@ -28,7 +28,9 @@ class ImageInput:
 def image_inputs(key: str, multiple: bool = True) -> list[ImageInput]:
     """Uploader and camera side by side; the sample when neither holds an image.
 
-    Files larger than FER_STUDIO_MAX_UPLOAD_MB are refused by the uploader itself.
+    Files larger than FER_STUDIO_MAX_UPLOAD_MB are refused by the uploader in the browser, by the
+    web server in public mode (ui.deploy.guard_public_server), and here again: whatever reaches
+    the page over the limit is left out with a warning.
     """
     max_mb = limits().max_upload_mb
     upload_column, camera_column = st.columns([3, 2])
@@ -50,4 +52,20 @@ def image_inputs(key: str, multiple: bool = True) -> list[ImageInput]:
     files = [f for f in (uploaded if isinstance(uploaded, list) else [uploaded]) if f is not None]
     items = [ImageInput("camera photo", photo.getvalue(), "camera")] if photo is not None else []
     items += [ImageInput(f.name, f.getvalue(), "upload") for f in files]
-    return items or [ImageInput(SAMPLE_NAME, sample_png(), "sample")]
+    kept = within_size(items, max_mb)
+    return kept or [ImageInput(SAMPLE_NAME, sample_png(), "sample")]
+
+
+def within_size(items: list[ImageInput], max_mb: int) -> list[ImageInput]:
+    """The items of at most max_mb megabytes; a warning on the page for each one left out."""
+    kept = []
+    for item in items:
+        if len(item.data) > max_mb * 2**20:
+            st.warning(
+                f"**{item.name}** is {len(item.data) / 2**20:.1f} MB, over the {max_mb} MB a photo may be "
+                "here: it is left out. Send a smaller copy (a phone's 'medium' size is plenty).",
+                icon=":material/block:",
+            )
+        else:
+            kept.append(item)
+    return kept

@@ -1,8 +1,11 @@
 """Cached resources and results: one detector and one copy of each model per process.
 
-Photo analyses live in one BoundedCache shared by every session (a byte bound over all of
-them, an hour at most each), and every heavy computation passes the process's Gate, so a
-busy server queues visitors instead of slowing everyone down together.
+Photo analyses, heatmaps, region studies and evaluations live in one BoundedCache shared by
+every session (a byte bound over all of them, an hour at most each), and every heavy
+computation passes the process's Gate (short lane: a photo; long lane: an evaluation or a
+video), so a busy server queues visitors instead of slowing everyone down together. The gate,
+the cache and the live-stream places are module-level singletons (core.serving.shared) that
+no cache clearing replaces; nothing cached with st.cache_* here draws into the page.
 
 Only what the Analyze page's first predictions need is imported here at the top; the
 evaluation and region-study modules (scikit-learn, grad-cam) load when first used, which
@@ -12,10 +15,12 @@ keeps them out of the app's cold start.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import threading
 import time
-import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +31,9 @@ from core.faces.detection import FaceDetector
 from core.models.loading import load_model
 from core.models.registry import LoadedModel, ModelLoadError
 from core.pipeline import Analysis, add_saliency, analyze_within
+from core.serving import budget, shared
 from core.serving.bounded_cache import BoundedCache
-from core.serving.gate import Gate
+from core.serving.gate import LONG, SHORT, Gate, Place, Turn
 from core.serving.memory import freeze_long_lived, release_free_memory
 from core.serving.public import limits
 
@@ -35,10 +41,9 @@ if TYPE_CHECKING:
     from core.explain.regions import RegionStudy
 
 ModelKeys = tuple[tuple[str, float], ...]
-OnWait = Callable[[int], None] | None
+OnWait = Callable[[Place], None] | None
 # A timedelta, not "1h": Streamlit parses a string with pandas, half a second of cold start.
 ONE_HOUR = timedelta(hours=1)
-SWEEP_SECONDS = 60.0
 
 
 @st.cache_resource(show_spinner="Loading the face detector…")
@@ -93,52 +98,72 @@ def models(keys: ModelKeys) -> list[LoadedModel]:
     return [model(name, mtime) for name, mtime in keys]
 
 
-@st.cache_resource(show_spinner=False)
 def gate() -> Gate:
-    """The process's limit on analyses at once (FER_STUDIO_MAX_ANALYSES), shared by every session."""
-    return Gate(limits().max_analyses)
+    """The process's gate on heavy work (FER_STUDIO_MAX_ANALYSES places), shared by every session.
 
-
-@st.cache_resource(show_spinner=False)
-def results() -> BoundedCache:
-    """Analyses and heatmaps of every session: FER_STUDIO_CACHE_MB in all, an hour at most each.
-
-    A background thread drops expired entries every minute, so an hour holds even when
-    nobody visits.
+    A module-level singleton (core.serving.shared), so no cache clearing can replace it.
     """
-    cache = BoundedCache(limits().cache_bytes, ttl=ONE_HOUR.total_seconds())
-    ref = weakref.ref(cache)
-    stop = threading.Event()
+    return shared.gate()
 
-    def sweep() -> None:
-        while not stop.wait(SWEEP_SECONDS):
-            alive = ref()
-            if alive is None:
-                return
-            alive.expire()
-            del alive
-            release_free_memory()  # pages freed by closed sessions go back even when nobody visits
 
-    threading.Thread(target=sweep, name="result-cache-sweeper", daemon=True).start()
-    return cache
+def results() -> BoundedCache:
+    """Analyses, heatmaps, evaluations and region studies of every session: FER_STUDIO_CACHE_MB in
+    all, an hour at most each; a module-level singleton like gate(). Expired entries go every
+    minute even when nobody visits, and the memory they freed goes back to the system.
+    """
+    return shared.results(on_sweep=release_free_memory)
+
+
+def visitor() -> str | None:
+    """This page run's session id (the gate's owner), or None outside a Streamlit session."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return None if ctx is None else ctx.session_id
+
+
+def visitor_left() -> Callable[[], bool] | None:
+    """A check the gate calls while this session's work waits or runs: True once the tab closed."""
+    from streamlit import runtime
+
+    owner = visitor()
+    if owner is None or not runtime.exists():
+        return None
+    server = runtime.get_instance()
+    return lambda: not server.is_active_session(owner)
 
 
 class WaitNotice:
-    """The gate's on_wait for a page: "waiting for N others" in a slot (an st.empty) while waiting.
+    """The gate's on_wait for a page: place in line, estimated wait and a Stop button in a slot.
 
-    done() clears the slot, or leaves a one-line note of the wait when there was one.
+    The slot (an st.empty) is redrawn about every second while waiting, so a click on Stop
+    (a rerun) or a closed tab ends the wait at once and frees the place. done() clears the
+    slot, or leaves a one-line note of the wait when there was one.
     """
+
+    _stops = itertools.count()
 
     def __init__(self, slot: Any) -> None:
         self.slot = slot
         self.since: float | None = None
+        self._text: Any = None
 
-    def __call__(self, ahead: int) -> None:
+    def __call__(self, place: Place) -> None:
         if self.since is None:
             self.since = time.monotonic()
-        others = "1 other" if ahead == 1 else f"{ahead} others"
-        self.slot.info(
-            f"Waiting for {others}: this server runs {_at_once()} at a time so that each one is quick.",
+            with self.slot.container():
+                self._text = st.empty()
+                st.button(
+                    "Stop",
+                    key=f"gate-stop-{next(self._stops)}",
+                    icon=":material/stop_circle:",
+                    help="Leave the line: your place goes to the next visitor.",
+                )
+        others = "1 other" if place.ahead == 1 else f"{place.ahead} others"
+        wait = f"about {place.wait_s:.0f} s" if place.wait_s >= 1 else "a moment"
+        self._text.info(
+            f"Waiting for {others} ({wait}): this server runs {_at_once()} at a time so that "
+            "each one is quick; a photo goes before longer work.",
             icon=":material/hourglass_top:",
         )
 
@@ -164,15 +189,16 @@ def _digest(data: bytes) -> str:
 def analysis(data: bytes, keys: ModelKeys, flip_tta: bool, on_wait: OnWait = None) -> Analysis:
     """Faces and predictions (core.pipeline.analyze) for image bytes, within the visitor limits.
 
-    Cached in memory by the bytes' SHA-256 (results()); computed behind the gate, calling
-    on_wait(others ahead) while it waits. Results are shared: treat them as read-only.
+    Cached in memory by the bytes' SHA-256 (results()); computed in the gate's short lane,
+    calling on_wait(Place) while it waits. Results are shared: treat them as read-only.
     """
     key = ("analysis", _digest(data), keys, flip_tta)
     found = results().get(key)
     if found is not None:
         return found
     limit = limits()
-    with gate().admit(on_wait):
+    cost = budget.photo_cost(limit.max_faces, len(keys), grad_cam=False)
+    with _admit(on_wait, SHORT, cost):
         found = results().get(key)  # another visitor may have sent the same photo meanwhile
         if found is not None:
             return found
@@ -180,6 +206,19 @@ def analysis(data: bytes, keys: ModelKeys, flip_tta: bool, on_wait: OnWait = Non
     release_free_memory()  # the full-size decode is gone: give its pages back
     results().put(key, found, found.nbytes())
     return found
+
+
+def _admit(on_wait: OnWait, lane: str, cost: budget.Cost) -> AbstractContextManager[Turn]:
+    """A place at the gate for this session's work of `cost`, in `lane`."""
+    return gate().admit(
+        on_wait, lane=lane, owner=visitor(), estimate_s=cost.seconds, should_stop=visitor_left()
+    )
+
+
+def long_turn(on_wait: OnWait = None, seconds: float = 60.0) -> AbstractContextManager[Turn]:
+    """A place in the gate's long lane for this session's work (a video): call turn.checkpoint()
+    between frames. GateRefused when this session already has long work running or waiting."""
+    return _admit(on_wait, LONG, budget.Cost("This work", int(seconds * budget.FACE_PASSES_PER_S), 1, 1))
 
 
 def heatmaps(
@@ -196,7 +235,7 @@ def heatmaps(
     if found is not None:
         return found
     faces = analysis(data, keys, flip_tta, on_wait)
-    with gate().admit(on_wait):
+    with _admit(on_wait, SHORT, budget.photo_cost(len(faces.faces), len(keys), grad_cam=False)):
         explained = add_saliency(faces, models(keys), cam_method, cam_class)
     maps = [face.heatmaps for face in explained.faces]
     results().put(key, maps, sum(m.nbytes for face in maps for m in face.values()))
@@ -205,13 +244,12 @@ def heatmaps(
 
 @st.cache_data(show_spinner=False, ttl=ONE_HOUR)
 def class_counts(data: str, split: str | None) -> dict[str, int]:
-    """core.data.datasets.class_counts, re-read at most hourly."""
+    """core.data.datasets.class_counts, re-read at most hourly (draws nothing: safe to replay)."""
     from core.data.datasets import class_counts as count
 
     return count(data, split)
 
 
-@st.cache_data(show_spinner=False, max_entries=64, ttl=ONE_HOUR)
 def region_study(
     crop: np.ndarray,
     attention_key: tuple[str, float],
@@ -220,51 +258,98 @@ def region_study(
     lam: float,
     alpha: float,
     method: str,
-    _on_wait: OnWait = None,
+    on_wait: OnWait = None,
 ) -> RegionStudy:
-    """core.explain.regions.study_regions for one crop, cached in memory, computed behind the gate."""
+    """core.explain.regions.study_regions for one crop, cached in results(), computed in the short lane.
+
+    Not an st.cache_data function: on_wait draws into the page, which a cached replay cannot redo.
+    """
     from core.explain.regions import study_regions
 
-    with gate().admit(_on_wait):
-        return study_regions(crop, model(*attention_key), models(keys), n, lam, alpha, method)
+    key = (
+        "regions",
+        _digest(np.ascontiguousarray(crop).tobytes()),
+        attention_key,
+        keys,
+        n,
+        lam,
+        alpha,
+        method,
+    )
+    found = results().get(key)
+    if found is not None:
+        return found
+    with _admit(on_wait, SHORT, budget.Cost("A region study", n + 1, len(keys) + 1, 2)):
+        study = study_regions(crop, model(*attention_key), models(keys), n, lam, alpha, method)
+    arrays = [study.crop, study.attention, study.cluster_map, study.masked, *study.probabilities.values()]
+    results().put(key, study, sum(int(np.asarray(a).nbytes) for a in arrays))
+    return study
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+def evaluation_size(data: str, split: str | None) -> int:
+    """How many faces an evaluation of `data`/`split` reads here (all, or public mode's cap)."""
+    return budget.evaluation_faces(sum(class_counts(data, split).values()))
+
+
 def evaluation(
     key: tuple[str, float],
     data: str,
     split: str | None,
     data_stamp: float,
     occlusion: bool,
-    _progress: Any = None,
-    _on_wait: OnWait = None,
+    progress: Callable[[float, str], None] | None = None,
+    on_wait: OnWait = None,
 ) -> dict[str, Any]:
     """core.evaluation.metrics.evaluate_model on a dataset, cached per model version, data and split.
 
-    `data` must already be checked against the data roots (core.jobs.check_data_path).
-    `data_stamp` (the dataset's modification time) is part of the key; `_progress`
-    (fraction, text) and `_on_wait` (others ahead at the gate) are not, and are only
-    called when the result is computed.
+    `data` must already be checked against the data roots (core.jobs.check_data_path) and the
+    work is priced first (core.serving.budget: public mode refuses with OverBudget what is too
+    large). Computed in the gate's long lane, giving way to photos between batches of faces;
+    `progress(fraction, text)` is called before each batch, `on_wait(Place)` while waiting.
+    Results live in results() (not st.cache_data: they draw nothing when found there).
     """
     from core.data.datasets import load_dataset
-    from core.evaluation.metrics import evaluate_model
+    from core.evaluation.metrics import CHECKPOINT_BATCH, OCCLUSIONS, evaluate_model
 
-    del data_stamp
-    report = _progress or (lambda fraction, text: None)
-    with gate().admit(_on_wait):
+    faces = evaluation_size(data, split)
+    cost = budget.check_evaluation(split, faces, occlusion, len(OCCLUSIONS))
+    cache_key = ("evaluation", key, data, split, data_stamp, occlusion, faces)
+    found = results().get(cache_key)
+    if found is not None:
+        return found
+    report = progress or (lambda fraction, text: None)
+    batches = max(1, -(-faces // CHECKPOINT_BATCH) * cost.passes)
+    with _admit(on_wait, LONG, cost) as turn:
+        found = results().get(cache_key)  # another visitor asked for the same meanwhile
+        if found is not None:
+            return found
+        done = 0
+
+        def checkpoint() -> None:
+            nonlocal done
+            turn.checkpoint()
+            report(
+                min(done / batches, 1.0),
+                f"{min(done * CHECKPOINT_BATCH, faces * cost.passes):,} of "
+                f"{faces * cost.passes:,} face passes",
+            )
+            done += 1
+
         report(0.0, f"loading {data}")
-        faces = load_dataset(data, split)
+        dataset = load_dataset(data, split)
+        if faces < len(dataset):  # public mode's cap: a fixed sample, every class in proportion
+            dataset = dataset.subset(np.sort(np.random.default_rng(0).permutation(len(dataset))[:faces]))
         loaded = model(*key)
         result = evaluate_model(
             loaded.module,
-            faces,
+            dataset,
             loaded.preprocessing,
             occlusion=occlusion,
-            progress=report,
             temperature=loaded.temperature,
+            checkpoint=checkpoint,
         )
-    result["data"] = data
-    result["split"] = split
+    result.update(data=data, split=split, faces_evaluated=faces, evaluated_at=time.time())
+    results().put(cache_key, result, len(json.dumps(result, default=str)))
     return result
 
 
@@ -278,10 +363,10 @@ def video_detector() -> FaceDetector:
     return found
 
 
-@st.cache_resource(show_spinner=False)
 def stream_slots() -> threading.BoundedSemaphore:
     """The process's places for live camera streams (FER_STUDIO_MAX_STREAMS), shared by every session.
 
     A stream that finds none free is told so at once: a camera cannot wait its turn in a queue.
+    A module-level singleton (core.serving.shared), so no cache clearing frees more places.
     """
-    return threading.BoundedSemaphore(limits().max_streams)
+    return shared.stream_slots()

@@ -24,6 +24,8 @@ from core.models.preprocess import to_tensor
 # Rows of a 48x48 FER2013 crop covered by each occlusion, like the seed paper's
 # drawn-on face mask (lower face) and its converse (eye band).
 OCCLUSIONS: dict[str, tuple[int, int]] = {"eyes": (10, 24), "lower_face": (27, 48)}
+# Faces per batch when a checkpoint is given: a shared server's gate gets a say every second or two.
+CHECKPOINT_BATCH = 64
 
 
 @torch.inference_mode()
@@ -32,17 +34,29 @@ def dataset_logits(
     faces: FaceDataset | np.ndarray,
     preprocessing: dict | None = None,
     batch_size: int = 512,
+    checkpoint: Callable[[], None] | None = None,
 ) -> np.ndarray:
-    """The network's outputs (N, 7) for every face, in eval mode, before any softmax."""
+    """The network's outputs (N, 7) for every face, in eval mode, before any softmax.
+
+    `checkpoint()`, when given, is called before each batch (a server's gate: core.serving.gate.Turn),
+    and batches are then at most CHECKPOINT_BATCH faces.
+    """
     images = faces.images if isinstance(faces, FaceDataset) else faces
+    if checkpoint is not None:
+        batch_size = min(batch_size, CHECKPOINT_BATCH)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    chunks = [
-        model(to_tensor(images[i : i + batch_size], preprocessing).to(device)).float().cpu().numpy()
-        for i in range(0, len(images), batch_size)
-    ]
-    model.train(was_training)
+    chunks = []
+    try:
+        for i in range(0, len(images), batch_size):
+            if checkpoint is not None:
+                checkpoint()
+            chunks.append(
+                model(to_tensor(images[i : i + batch_size], preprocessing).to(device)).float().cpu().numpy()
+            )
+    finally:
+        model.train(was_training)
     return np.concatenate(chunks) if chunks else np.zeros((0, len(EMOTIONS)), dtype=np.float32)
 
 
@@ -52,9 +66,10 @@ def predict_dataset(
     preprocessing: dict | None = None,
     batch_size: int = 512,
     temperature: float = 1.0,
+    checkpoint: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Class probabilities (N, 7) for every face, in eval mode: softmax(logits / temperature)."""
-    logits = torch.from_numpy(dataset_logits(model, faces, preprocessing, batch_size))
+    logits = torch.from_numpy(dataset_logits(model, faces, preprocessing, batch_size, checkpoint))
     return calibrated_softmax(logits, temperature).numpy()
 
 
@@ -144,6 +159,7 @@ def _covered_report(
     preprocessing: dict | None,
     clean: dict[str, float] | None,
     on_pass: Callable[[str], None] | None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Recall on clean faces (given, or measured here) and on each covered variant, and the drop.
 
@@ -151,7 +167,8 @@ def _covered_report(
     """
 
     def recalls(images: np.ndarray) -> dict[str, float]:
-        return _recalls(predict_dataset(model, images, preprocessing).argmax(axis=1), faces.labels)
+        probabilities = predict_dataset(model, images, preprocessing, checkpoint=checkpoint)
+        return _recalls(probabilities.argmax(axis=1), faces.labels)
 
     report: dict[str, Any] = {"clean": clean if clean is not None else recalls(faces.images)}
     for key, (text, make_images) in variants.items():
@@ -168,6 +185,7 @@ def occlusion_report(
     preprocessing: dict | None = None,
     clean: dict[str, float] | None = None,
     on_pass: Callable[[str], None] | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Per-class recall on clean faces and with each occlusion, and the drop it causes.
 
@@ -181,7 +199,7 @@ def occlusion_report(
         )
         for region in OCCLUSIONS
     }
-    return _covered_report(model, faces, variants, preprocessing, clean, on_pass)
+    return _covered_report(model, faces, variants, preprocessing, clean, on_pass, checkpoint)
 
 
 def region_removal_report(
@@ -218,12 +236,14 @@ def evaluate_model(
     progress: Callable[[float, str], None] | None = None,
     region_maps: np.ndarray | None = None,
     temperature: float = 1.0,
+    checkpoint: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Full evaluation as a JSON-ready dict: metrics, 95 % interval, occlusion test and, given
     `region_maps`, the attention-region removal test (region_removal_report). Probabilities
     (and so the log-loss) are softmax(logits / temperature); the predictions do not depend on it.
 
-    `progress(fraction, text)`, when given, is called before each pass over the faces and at the end.
+    `progress(fraction, text)`, when given, is called before each pass over the faces and at the end;
+    `checkpoint()` before each batch of faces (a server's gate: core.serving.gate.Turn.checkpoint).
     """
     report = progress or (lambda fraction, text: None)
     covered_passes = (len(OCCLUSIONS) if occlusion else 0) + (
@@ -237,7 +257,9 @@ def evaluate_model(
         report(done / (1 + covered_passes), text)
 
     report(0.0, f"classifying {len(faces)} faces")
-    probabilities = predict_dataset(model, faces, preprocessing, temperature=temperature)
+    probabilities = predict_dataset(
+        model, faces, preprocessing, temperature=temperature, checkpoint=checkpoint
+    )
     predictions = probabilities.argmax(axis=1)
     metrics = classification_metrics(faces.labels, probabilities)
     metrics["accuracy_95ci"] = list(accuracy_interval(metrics["accuracy"], metrics["count"]))
@@ -246,7 +268,7 @@ def evaluate_model(
     metrics["predictions"] = "".join(str(int(p)) for p in predictions)
     clean = _recalls(predictions, faces.labels)
     if occlusion:
-        metrics["occlusion"] = occlusion_report(model, faces, preprocessing, clean, next_pass)
+        metrics["occlusion"] = occlusion_report(model, faces, preprocessing, clean, next_pass, checkpoint)
     if region_maps is not None:
         metrics["region_removal"] = region_removal_report(
             model, faces, region_maps, preprocessing, clean, next_pass

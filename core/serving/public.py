@@ -82,6 +82,11 @@ class Limits:
     def cache_bytes(self) -> int:
         return self.cache_mb * 2**20
 
+    @property
+    def session_upload_bytes(self) -> int:
+        """What one session's uploads may hold in memory: a full upload of photos and two more files."""
+        return self.max_upload_mb * (self.max_images + 2) * 2**20
+
     def describe(self) -> str:
         """One sentence for the page: the limits a visitor meets."""
         at_once = "one analysis" if self.max_analyses == 1 else f"{self.max_analyses} analyses"

@@ -15,8 +15,9 @@ from core.jobs import TrainingDisabled, training_enabled
 from core.jobs.settings import require_training
 from core.models.loading import load_model
 from core.pipeline import analyze
+from core.serving import shared
 from core.serving.bounded_cache import BoundedCache
-from core.serving.gate import Gate
+from core.serving.gate import Gate, Place
 from core.serving.public import limits, public_mode
 
 
@@ -64,7 +65,7 @@ def test_gate_admits_the_limit_and_queues_the_rest_in_order() -> None:
     gate = Gate(2, poll_seconds=0.05)
     release = threading.Event()
     admitted: list[int] = []
-    told: dict[int, list[int]] = {n: [] for n in range(4)}
+    told: dict[int, list[Place]] = {n: [] for n in range(4)}
 
     def visitor(number: int) -> None:
         with gate.admit(told[number].append):
@@ -83,7 +84,7 @@ def test_gate_admits_the_limit_and_queues_the_rest_in_order() -> None:
         time.sleep(0.01)
     assert sorted(admitted) == [0, 1] and gate.running == 2 and gate.waiting == 2
     assert told[0] == told[1] == [], "the first two never wait"
-    assert told[2][-1] == 2 and told[3][-1] == 3, "others ahead: the two running, then the queue"
+    assert told[2][-1].ahead == 2 and told[3][-1].ahead == 3, "others ahead: the two running, then the queue"
     release.set()
     for thread in threads:
         thread.join(10)
@@ -95,7 +96,7 @@ def test_gate_gives_up_the_place_of_a_waiter_that_stops() -> None:
     gate = Gate(1, poll_seconds=0.05)
     with gate.admit():
 
-        def leave(ahead: int) -> None:
+        def leave(place: Place) -> None:
             raise KeyboardInterrupt  # a page run stopped by its visitor while waiting
 
         with pytest.raises(KeyboardInterrupt), gate.admit(leave):
@@ -156,6 +157,7 @@ def test_analysis_cache_stays_under_its_bound_with_many_large_photos(
     monkeypatch.setenv("FER_STUDIO_CACHE_MB", "4")
     monkeypatch.setenv("FER_STUDIO_WORK_SIDE", "800")
     st.cache_resource.clear()
+    shared.reset()
     try:
         keys = model_keys(list_models(), tiny_registry)
         large = astronaut.resize((2000, 2000))  # 4 megapixels, 12 MB decoded
@@ -172,6 +174,7 @@ def test_analysis_cache_stays_under_its_bound_with_many_large_photos(
         assert maps[0]["tiny_a"].shape == (48, 48) and resources.results().nbytes <= 4 * 2**20
     finally:
         st.cache_resource.clear()
+        shared.reset()
 
 
 def test_photo_bytes_are_not_kept_and_results_are_shared(
@@ -185,6 +188,7 @@ def test_photo_bytes_are_not_kept_and_results_are_shared(
     from ui.display import model_keys
 
     st.cache_resource.clear()
+    shared.reset()
     try:
         keys = model_keys(list_models(), tiny_registry)
         data = png(astronaut)
@@ -196,3 +200,4 @@ def test_photo_bytes_are_not_kept_and_results_are_shared(
         assert np.asarray(first.image).shape == (512, 512, 3)
     finally:
         st.cache_resource.clear()
+        shared.reset()
