@@ -8,7 +8,9 @@ Every flag defaults to None, which keeps TrainConfig's own default: one place ho
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +151,7 @@ def check_settings(config: Any) -> None:
     from core.models.architectures import check_arch_args
 
     problems = [
+        *_non_finite(config),
         *_choice(config, "scheme", SCHEMES),
         *_choice(config, "mask_mode", MASK_MODES),
         *_choice(config, "cluster_scope", CLUSTER_SCOPES),
@@ -188,6 +191,25 @@ def check_settings(config: Any) -> None:
         problems.append(str(err))
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def _non_finite(config: Any) -> list[str]:
+    """Each setting holding an infinite or not-a-number value (nested in arch_args too)."""
+
+    def bad(value: Any) -> bool:
+        if isinstance(value, float):
+            return not math.isfinite(value)
+        if isinstance(value, dict):
+            return any(bad(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return any(bad(v) for v in value)
+        return False
+
+    return [
+        f"{_name(item.name)} must be a finite number, not {getattr(config, item.name)}"
+        for item in dataclasses.fields(config)
+        if bad(getattr(config, item.name))
+    ]
 
 
 def _name(field: str) -> str:

@@ -12,6 +12,7 @@ the two leaves the row missing, and resuming hands it to on_epoch again and writ
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -552,9 +553,24 @@ def _python_rng(state: list) -> tuple:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file renamed over `path`: a failed write leaves the old file.
+
+    A full disk (OSError, or the RuntimeError torch's zip writer raises for it, followed by
+    another from closing the half-written file) becomes one OSError that names the file, and
+    the temporary file is removed.
+    """
     temporary = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save(obj, temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError) as err:
+        temporary.unlink(missing_ok=True)
+        code = err.errno if isinstance(err, OSError) and err.errno else errno.EIO
+        reason = os.strerror(code) if isinstance(err, OSError) else str(err).splitlines()[0][:200]
+        raise OSError(
+            code,
+            f"could not write {path} ({reason}); is the disk full? The run stops; free space and resume it",
+        ) from None
 
 
 def _write_json(path: Path, data: Any) -> None:

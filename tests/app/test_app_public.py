@@ -154,3 +154,73 @@ def test_a_visitor_waits_for_the_gate_and_is_told(tiny_registry: list[str], publ
     assert seen_waiting.is_set()
     assert any(c.value.startswith("⏳ Waited") and "one analysis at a time" in c.value for c in app.caption)
     assert app.metric[0].value == "1", "and then got its result"
+
+
+def evaluate_on_models_page(split: str = "val") -> AppTest:
+    """A new session that opens the Models page and evaluates model A on the one dataset offered."""
+    app = open_page("pages/models.py")
+    app.selectbox(key="eval_split").set_value(split)
+    app.form_submit_button[0].click().run()
+    return app
+
+
+def test_public_evaluation_runs_on_a_sample_of_val_without_occlusion(
+    tiny_registry: list[str], public: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.serving import budget
+
+    monkeypatch.setattr(budget, "PUBLIC_EVALUATION_FACES", 10)
+    app = open_page("pages/models.py")
+    assert app.selectbox(key="eval_split").options == ["val"], "no train split, no whole folder"
+    assert not app.checkbox, "no occlusion test to tick"
+    assert any("python -m core evaluate" in c.value for c in app.caption)
+    app.form_submit_button[0].click().run()
+    no_errors(app)
+    assert any("tiny_a on fer/val (10 faces)" in s.value for s in app.success)
+
+
+def test_the_same_evaluation_for_two_sessions_is_computed_once_and_replays_cleanly(
+    tiny_registry: list[str], public: Path
+) -> None:
+    """Two visitors ask for the same evaluation: the second gets the first one's, drawn without error."""
+    first = evaluate_on_models_page()
+    no_errors(first)
+    second = evaluate_on_models_page()
+    no_errors(second)
+    done = [[s.value for s in app.success if "tiny_a on fer/val" in s.value] for app in (first, second)]
+    assert done[0] and done[0] == done[1], "the same result, evaluated at the same time: computed once"
+    assert second.get("progress"), "the second session's bar was drawn by its own page"
+
+
+def test_a_crafted_request_is_refused_in_public_mode(
+    tiny_registry: list[str], public: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a browser sends, the evaluation itself refuses the train split and an over-budget run."""
+    from core.serving import budget
+    from core.serving.budget import OverBudget
+    from ui import resources
+
+    with pytest.raises(OverBudget, match="val only, not on the train split"):
+        resources.evaluation(("tiny_a", 0.0), str(public), "train", 0.0, occlusion=False)
+    faces = resources.evaluation_size(str(public), "val")
+    monkeypatch.setattr(budget, "PUBLIC_BUDGET", faces * 2)  # the clean pass fits, three passes do not
+    with pytest.raises(OverBudget, match=f"= {faces * 3:,} face passes"):
+        resources.evaluation(("tiny_a", 0.0), str(public), "val", 0.0, occlusion=True)
+    assert resources.gate().running == 0 and resources.gate().waiting == 0, "refused before its turn"
+
+
+def test_an_oversize_photo_is_left_out_by_the_page(
+    tiny_registry: list[str], public: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uploader's limit is the browser's; the page checks sizes again on the server."""
+    import numpy as np
+
+    monkeypatch.setenv("FER_STUDIO_MAX_UPLOAD_MB", "1")
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (800, 800, 3), dtype=np.uint8))
+    data = png(noisy)
+    assert len(data) > 2**20
+    app = open_page("pages/analyze.py")
+    app.file_uploader(key="analyze_upload").upload("big.png", data, "image/png").run()
+    assert not app.exception
+    assert any("**big.png** is" in w.value and "over the 1 MB" in w.value for w in app.warning)
+    assert any("built-in sample" in info.value for info in app.info), "the sample shows instead"

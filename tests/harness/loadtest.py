@@ -10,6 +10,9 @@ to every Grad-CAM overlay shown. Checked per session: the faces and probabilitie
 shown are those core.pipeline.analyze gives for its own photo (no cross-talk). The server's
 resident memory (with any child processes) is sampled throughout; --idle-wait seconds after
 the sessions close it is read again. --heavy adds sessions uploading 4800x4800 PNGs (23 megapixels, public mode's largest).
+--mixed N adds a round where one visitor starts the heaviest work public mode allows (Models
+page: an evaluation of model A on val, public mode's sample of its faces) while N others upload
+photos: a photo's time to first result is compared with the photos-only round of N sessions.
 
 Every wait has a deadline (--timeout), so a run always ends. Prints a Markdown table and the
 bars of issue 11, and writes loadtest-results.json.
@@ -60,6 +63,7 @@ MAX_P95_FIRST_RESULT_S = 5.0  # at 10 sessions
 HEAVY_SIDE = 4800
 MAX_PEAK_RSS_MB = 2000.0  # at 20 sessions and in the heavy case
 MAX_ABOVE_IDLE_MB = 300.0  # once the sessions are gone
+MAX_MIXED_RATIO = 2.0  # issue 25: photos beside a long job, against photos alone
 
 
 # --- Photos -----------------------------------------------------------------------------
@@ -359,6 +363,45 @@ def visit(
     return outcome
 
 
+@dataclass
+class LongJob:
+    """The mixed case's evaluation: from its click to its result on the page."""
+
+    seconds: float | None = None
+    error: str | None = None
+
+
+EVALUATED = "evaluated at"  # in the Models page's success line once an evaluation is done
+
+
+def evaluation_visit(url: str, start_together: threading.Barrier, timeout: float) -> LongJob:
+    """Open the Models page, wait for the others, press Evaluate (the defaults: model A, val)."""
+    outcome = LongJob()
+    session = StreamlitSession(url, timeout)
+    try:
+        try:
+            session.open()
+            opened = session.run(page="models")
+            if opened.status != "FINISHED_SUCCESSFULLY":
+                raise SessionError(f"the Models page's first run ended with {opened.status}")
+            button = session.widget_id("button", "Evaluate")
+        finally:
+            start_together.wait(timeout)
+        started = time.monotonic()
+        run = session.click(button)
+        bodies = [d.element.alert.body for d in run.drawn if d.kind == "alert"]
+        done = [d.at for d in run.drawn if d.kind == "alert" and EVALUATED in d.element.alert.body]
+        if done:
+            outcome.seconds = done[0] - started
+        else:
+            outcome.error = (bodies or [f"the run ended with {run.status} and no result"])[0][:300]
+    except Exception as error:  # noqa: BLE001 - a figure, not the end of the run
+        outcome.error = f"{type(error).__name__}: {error}"[:300]
+    finally:
+        session.close()
+    return outcome
+
+
 # --- The server's memory ----------------------------------------------------------------
 
 
@@ -434,19 +477,25 @@ def run_round(
     memory: MemorySampler,
     idle_wait: float,
     timeout: float,
+    long_job: bool = False,
 ) -> dict[str, Any]:
-    """len(photo_sets) sessions at once, one photo set each; times, checks and memory."""
+    """len(photo_sets) sessions at once, one photo set each; times, checks and memory.
+
+    long_job: one more session starts an evaluation on the Models page as the photos go up.
+    """
     sessions = len(photo_sets)
     load = os.getloadavg()[0]
     before_mb = memory.reset()
-    together = threading.Barrier(sessions)
+    together = threading.Barrier(sessions + int(long_job))
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=sessions, thread_name_prefix="session") as pool:
+    with ThreadPoolExecutor(max_workers=sessions + 1, thread_name_prefix="session") as pool:
+        evaluation = pool.submit(evaluation_visit, server.url, together, timeout) if long_job else None
         futures = [
             pool.submit(visit, server.url, uploads, wanted, models, together, timeout)
             for uploads, wanted in zip(photo_sets, expected, strict=True)
         ]
         visits = [future.result() for future in futures]
+        job = evaluation.result() if evaluation is not None else None
     wall_s = time.monotonic() - started
     peak_mb = memory.peak_mb
     time.sleep(idle_wait)  # the sessions are closed; let the server settle
@@ -471,6 +520,7 @@ def run_round(
         "peak_rss_mb": peak_mb,
         "idle_wait_s": idle_wait,
         "rss_after_mb": tree_rss_mb(server.process.pid),
+        "long_job": None if job is None else asdict(job),
         "visits": [asdict(v) for v in visits],
     }
 
@@ -521,6 +571,8 @@ def bars(report: dict[str, Any]) -> list[tuple[str, bool | None]]:
     idle = report["idle_rss_mb"]
     at = {r["sessions"]: r for r in rounds if r["case"] == "photos"}
     heavy = [r for r in rounds if r["case"] == "heavy"]
+    mixed = next((r for r in rounds if r["case"] == "mixed"), None)
+    alone = at.get(mixed["sessions"]) if mixed else None
     ten = at.get(10)
     twenty = at.get(20)
     p95 = ten["first_result_p95_s"] if ten else None
@@ -542,10 +594,28 @@ def bars(report: dict[str, Any]) -> list[tuple[str, bool | None]]:
             None if not heavy else heavy[0]["peak_rss_mb"] <= MAX_PEAK_RSS_MB,
         ),
         (
+            f"mixed: photo p95 to first result <= {MAX_MIXED_RATIO:.0f}x the photos-only round's",
+            None if mixed is None or alone is None else _mixed_ratio(mixed, alone) <= MAX_MIXED_RATIO,
+        ),
+        (
+            "mixed: the long job finishes, every photo session completes",
+            None
+            if mixed is None
+            else bool(mixed["long_job"] and mixed["long_job"]["seconds"] is not None)
+            and mixed["completed"] == mixed["sessions"],
+        ),
+        (
             f"after every case: RSS within {MAX_ABOVE_IDLE_MB:.0f} MB of idle ({idle:.0f} MB)",
             None if not rounds else all(r["rss_after_mb"] - idle <= MAX_ABOVE_IDLE_MB for r in rounds),
         ),
     ]
+
+
+def _mixed_ratio(mixed: dict[str, Any], alone: dict[str, Any]) -> float:
+    """The mixed round's photo p95 over the photos-only round's (infinite when either is missing)."""
+    if not mixed["first_result_p95_s"] or not alone["first_result_p95_s"]:
+        return float("inf")
+    return float(mixed["first_result_p95_s"] / alone["first_result_p95_s"])
 
 
 def _seconds(value: float | None) -> str:
@@ -567,12 +637,12 @@ def format_report(report: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["rounds"]:
-        case = (
-            "photos"
-            if r["case"] == "photos"
-            else (
-                f"heavy: {r['photos_per_session']} x {report['heavy_side']}x{report['heavy_side']} PNG each"
-            )
+        case = {
+            "photos": "photos",
+            "mixed": "mixed: photos + 1 evaluation",
+        }.get(
+            r["case"],
+            f"heavy: {r['photos_per_session']} x {report['heavy_side']}x{report['heavy_side']} PNG each",
         )
         lines.append(
             f"| {case} | {r['sessions']} | {r['completed']} | {r['errors']} | {r['crosstalk']} "
@@ -581,7 +651,17 @@ def format_report(report: dict[str, Any]) -> str:
             f"| {r['peak_rss_mb']:.0f} | {r['idle_wait_s']:.0f} | {r['rss_after_mb']:.0f} "
             f"| {r['load_average_1m']:.1f} |"
         )
-    lines += ["", "Bars (issue 11, 2-core machine):"]
+    for r in report["rounds"]:
+        job = r.get("long_job")
+        if job:
+            lines.append(
+                f"\nMixed round: the evaluation (Models page, model A on val, public sample) took "
+                f"{_seconds(job['seconds'])} s from its click to its result"
+                + (f"; error: {job['error']}" if job["error"] else "")
+                + "; each photo visitor's time to first result (s): "
+                + ", ".join(_seconds(v["first_result_s"]) for v in r["visits"])
+            )
+    lines += ["", "Bars (issues 11 and 25, 2-core machine):"]
     for text, met in bars(report):
         lines.append(f"- {text}: {'not run' if met is None else 'met' if met else 'NOT met'}")
     problems = [
@@ -634,6 +714,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--heavy-side", type=int, default=HEAVY_SIDE, help="side of the heavy PNGs in pixels")
     parser.add_argument(
+        "--mixed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N photo sessions while one more evaluates on the Models page (compare with --sessions N)",
+    )
+    parser.add_argument(
         "--idle-wait", type=float, default=60.0, help="seconds after the sessions close to read RSS again"
     )
     parser.add_argument(
@@ -643,6 +730,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.heavy_sessions < 1 or args.heavy_photos < 1 or not 100 <= args.heavy_side <= 8000:
         parser.error("--heavy-sessions and --heavy-photos must be at least 1, --heavy-side 100 to 8000")
+    if not 0 <= args.mixed <= 100:
+        parser.error("--mixed must be from 0 (no mixed case) to 100")
     if args.idle_wait < 0 or args.timeout <= 0:
         parser.error("--idle-wait must be 0 or more and --timeout more than 0")
     return args
@@ -656,14 +745,16 @@ def load_test(
     home: Path,
     log: Path,
     say: Any = print,
+    mixed: int = 0,
 ) -> dict[str, Any]:
     """Start the app as a host would and run every case; the report as a dict.
 
-    heavy: (sessions, photos per session, side in pixels), or None for no heavy case.
+    heavy: (sessions, photos per session, side in pixels), or None for no heavy case;
+    mixed: photo sessions beside one evaluation (0: no mixed case).
     """
     report: dict[str, Any] = {"machine": machine(), "heavy_side": heavy[2] if heavy else None}
     # Every session of the whole run gets a photo of its own: no round finds another's in a cache.
-    total = sum(sessions)
+    total = sum(sessions) + mixed
     photos = [session_photo(i) for i in range(total)]
     heavy_photos = [heavy_photo(i, heavy[2]) for i in range(heavy[0] * heavy[1])] if heavy else []
     say(f"computing the expected results of {len(photos) + len(heavy_photos)} photos…")
@@ -682,9 +773,8 @@ def load_test(
             warm_up(server, timeout)
             time.sleep(min(idle_wait, 5.0))
             report["idle_rss_mb"] = tree_rss_mb(server.process.pid)
-            rounds = [("photos", count, 1) for count in sessions] + (
-                [("heavy", heavy[0], heavy[1])] if heavy else []
-            )
+            rounds = [("photos", count, 1) for count in sessions] + [("mixed", mixed, 1)] * bool(mixed)
+            rounds += [("heavy", heavy[0], heavy[1])] if heavy else []
             first = 0
             for case, count, each in rounds:
                 say(f"{case}: {count} session(s) at once, {each} photo(s) each…")
@@ -692,7 +782,9 @@ def load_test(
                 wanted = [expected[first + i * each : first + (i + 1) * each] for i in range(count)]
                 first += count * each
                 report["rounds"].append(
-                    run_round(server, case, sets, wanted, len(names), memory, idle_wait, timeout)
+                    run_round(
+                        server, case, sets, wanted, len(names), memory, idle_wait, timeout, case == "mixed"
+                    )
                 )
         report["server_peak_rss_mb"] = _status_kb(server.process.pid, "VmHWM") / 1024
     return report
@@ -706,7 +798,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         home.mkdir()
         log = Path(scratch) / "streamlit.log"
         try:
-            report = load_test(args.sessions, heavy, args.idle_wait, args.timeout, home, log)
+            report = load_test(
+                args.sessions, heavy, args.idle_wait, args.timeout, home, log, mixed=args.mixed
+            )
         except (SessionError, RuntimeError, TimeoutError) as error:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             print(f"error: the load test stopped: {error}\n{tail}", file=sys.stderr)

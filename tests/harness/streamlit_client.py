@@ -9,7 +9,9 @@ It does what the browser frontend does, read off streamlit's server side
   upload URL gets a multipart PUT (with the XSRF cookie from `/_stcore/health` and the same
   token in `X-Xsrftoken`), then a rerun with the uploader's new state;
 - keeps every element the server draws (ForwardMsg `delta`) with the time it arrived,
-  until `script_finished`.
+  until `script_finished`;
+- opens another page of an `st.navigation` app by its URL path (`page`), clicks buttons
+  (a trigger value), and sends the "clear cache" message of the app menu's item.
 
 No browser, so it measures the server: a protocol session costs the client almost nothing.
 Lives in tests/ rather than core/ because it needs streamlit's protobuf classes, and
@@ -115,16 +117,32 @@ class StreamlitSession:
             self._ws = None
         self._http.close()
 
-    def run(self, widgets: Iterable[WidgetState] = (), query: str = "") -> ScriptRun:
-        """Ask for a script run with these widget states and collect what it draws until it finishes."""
+    def run(self, widgets: Iterable[WidgetState] = (), query: str = "", page: str = "") -> ScriptRun:
+        """Ask for a script run with these widget states and collect what it draws until it finishes.
+
+        `page` is a page's URL path (e.g. "models"); without it the current page runs again.
+        """
         message = BackMsg()
         state = message.rerun_script
         state.query_string = query
-        state.page_script_hash = self.page_hash
+        if page:
+            state.page_name = page
+        else:
+            state.page_script_hash = self.page_hash
         state.widget_states.widgets.extend(widgets)
         started = time.monotonic()
         self._send(message)
         return self._collect(ScriptRun(started, started), started + self.timeout)
+
+    def click(self, widget_id: str, widgets: Iterable[WidgetState] = ()) -> ScriptRun:
+        """Click the button (or form submit button) `widget_id` and collect the rerun."""
+        return self.run([*widgets, WidgetState(id=widget_id, trigger_value=True)])
+
+    def clear_cache(self) -> None:
+        """Send the "clear cache" message, as the app menu's item (or pressing C) does."""
+        message = BackMsg()
+        message.clear_cache = True
+        self._send(message)
 
     def upload(self, widget_id: str, files: Sequence[Upload]) -> ScriptRun:
         """Put files into the file uploader `widget_id` and collect the rerun they cause.
@@ -132,7 +150,17 @@ class StreamlitSession:
         The run's `started` is when the upload began (the visitor picked the files).
         """
         started = time.monotonic()
-        deadline = started + self.timeout
+        infos = self.put_files(files, started + self.timeout)
+        state = WidgetState(
+            id=widget_id, file_uploader_state_value=FileUploaderState(uploaded_file_info=infos)
+        )
+        run = self.run([state])
+        run.started = started
+        return run
+
+    def put_files(self, files: Sequence[Upload], deadline: float | None = None) -> list[UploadedFileInfo]:
+        """Send files to the server as an uploader does, without telling any widget (no rerun)."""
+        deadline = deadline or time.monotonic() + self.timeout
         request = BackMsg()
         request.file_urls_request.request_id = uuid.uuid4().hex
         request.file_urls_request.session_id = self.session_id
@@ -170,12 +198,7 @@ class StreamlitSession:
                     ),
                 )
             )
-        state = WidgetState(
-            id=widget_id, file_uploader_state_value=FileUploaderState(uploaded_file_info=infos)
-        )
-        run = self.run([state])
-        run.started = started
-        return run
+        return infos
 
     def get(self, path: str) -> bytes:
         """An HTTP GET of a path the page named (e.g. a download's media URL), as the browser would."""

@@ -29,6 +29,9 @@ BAD_FLAGS = [
     (["--device", "banana"], "device must be auto, cpu, cuda or cuda:N, not 'banana'"),
     (["--label-smoothing", "5"], "label smoothing must be at least 0.0 and below 1.0"),
     (["--input-size", "0"], "input size must be from 16 to 48"),
+    (["--lr", "inf"], "lr must be a finite number, not inf"),
+    (["--weight-decay", "nan"], "weight decay must be a finite number, not nan"),
+    (["--mask-probability", "-inf"], "mask probability must be a finite number, not -inf"),
 ]
 
 

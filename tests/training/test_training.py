@@ -308,3 +308,32 @@ def test_robust_augmentation_and_missing_init_weights(tmp_path: Path, tiny_data)
         TrainConfig(data="generated", init_weights=str(tmp_path / "nothing.pt"))
     with pytest.raises(ValueError, match="corrupt probability must be from 0.0 to 1.0"):
         TrainConfig(data="generated", corrupt_probability=1.5)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(28, "No space left on device"),
+        RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0"),
+    ],
+    ids=["oserror", "zip-writer"],
+)
+def test_a_full_disk_stops_the_run_with_one_clear_error_and_no_temporary_file(
+    tmp_path: Path, tiny_data, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    import errno
+
+    import core.training.loop
+
+    def full_disk(obj, path, *args, **kwargs) -> None:
+        Path(path).write_bytes(b"half a checkpoint")  # what a write cut short leaves behind
+        raise failure
+
+    monkeypatch.setattr(core.training.loop.torch, "save", full_disk)
+    with pytest.raises(OSError, match="could not write .*best.pt.*is the disk full") as raised:
+        run(tmp_path, tiny_data, epochs=1)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__, "one error, not two"
+    if isinstance(failure, OSError):
+        assert raised.value.errno == errno.ENOSPC
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary file is left behind"
+    assert not (tmp_path / "best.pt").exists()
