@@ -31,7 +31,7 @@ BAD_FLAGS = [
     (["--input-size", "0"], "input size must be from 16 to 48"),
     (["--lr", "inf"], "lr must be a finite number, not inf"),
     (["--weight-decay", "nan"], "weight decay must be a finite number, not nan"),
-    (["--mask-probability", "-inf"], "mask probability must be a finite number, not -inf"),
+    (["--mask-probability=-inf"], "mask probability must be a finite number, not -inf"),
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from streamlit.runtime.app_session import AppSession
 from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
@@ -33,7 +35,7 @@ def test_clear_cache_is_refused_in_public_mode_only(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(AppSession, "_handle_clear_cache_request", lambda self: cleared.append("cleared"))
     monkeypatch.setattr(AppSession, "_fer_studio_guarded", False, raising=False)
     assert deploy._refuse_cache_clearing() and not deploy._refuse_cache_clearing(), "patched once"
-    session = object.__new__(AppSession)  # the handler uses nothing of the session when refusing
+    session = SimpleNamespace()  # stands for the AppSession: refusing uses nothing of it
     monkeypatch.setenv("FER_STUDIO_PUBLIC", "1")
     AppSession._handle_clear_cache_request(session)
     assert cleared == []
