@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,11 +22,13 @@ from tests.helpers import write_fer_folders
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 240.0
+LOGS: dict[str, Path] = {}
 EVALUATED = re.compile(r"on fer/val \(\d+ faces\): accuracy .* \(evaluated at (\d\d:\d\d:\d\d) UTC\)")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app in public mode, with a tiny dataset as its one data root; its log is LOGS[url]."""
     scratch = tmp_path_factory.mktemp("public-server")
     write_fer_folders(scratch / "data" / "fer", count_per_class=3)
     (scratch / "home").mkdir()
@@ -35,9 +38,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
         "FER_STUDIO_DATA_ROOTS": str(scratch / "data"),
         "FER_STUDIO_CACHE": str(scratch / "cache"),
     }
-    with app_server(
-        scratch / "home", scratch / "streamlit.log", timeout=TIMEOUT, host=True, env=env
-    ) as running:
+    log = scratch / "streamlit.log"
+    with app_server(scratch / "home", log, timeout=TIMEOUT, host=True, env=env) as running:
+        LOGS[running.url] = log
         yield running
 
 
@@ -66,6 +69,8 @@ def test_a_visitors_clear_cache_clears_nobody_elses_results(server: AppServer) -
         assert after.status == "FINISHED_SUCCESSFULLY"
     with StreamlitSession(server.url, TIMEOUT) as later:
         assert evaluate(later) == evaluated_at, "the same result: it was still in the cache"
+    log = LOGS[server.url].read_text(errors="replace")
+    assert "refused a visitor's 'clear cache'" in log, "the server refused it (models stay loaded too)"
 
 
 def test_the_web_server_refuses_a_file_over_the_public_limit(server: AppServer) -> None:
