@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -335,7 +336,7 @@ def evaluation(
             )
             done += 1
 
-        report(0.0, f"loading {data}")
+        report(0.0, f"loading {os.path.basename(data)}")
         dataset = load_dataset(data, split)
         if faces < len(dataset):  # public mode's cap: a fixed sample, every class in proportion
             dataset = dataset.subset(np.sort(np.random.default_rng(0).permutation(len(dataset))[:faces]))
