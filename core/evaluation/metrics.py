@@ -24,8 +24,8 @@ from core.models.preprocess import to_tensor
 # Rows of a 48x48 FER2013 crop covered by each occlusion, like the seed paper's
 # drawn-on face mask (lower face) and its converse (eye band).
 OCCLUSIONS: dict[str, tuple[int, int]] = {"eyes": (10, 24), "lower_face": (27, 48)}
-# Faces per batch when a checkpoint is given: a shared server's gate gets a say every second or two.
-CHECKPOINT_BATCH = 64
+# Faces per batch when a checkpoint is given: a shared server's gate gets a say about every second.
+CHECKPOINT_BATCH = 32
 
 
 @torch.inference_mode()

@@ -7,7 +7,9 @@ slower together. The gate lets `limit` run and queues the rest, in two lanes:
   long work, so a photo never waits behind an evaluation or a video;
 - long work (an evaluation, a video) calls `Turn.checkpoint()` between chunks: there it gives
   its place to any waiting short work, and to waiting long work once it has run `slice_s`
-  seconds, then queues again at the front of its lane (short waiters) or the back (long ones).
+  seconds, then queues again at the front of its lane (short waiters) or the back (long ones);
+  it resumes only after `quiet_s` without short work, so a photo's next step (its Grad-CAM,
+  asked for right after its faces) does not wait behind another chunk.
 
 Each owner (a visitor's session) holds at most one long job; `stop(owner)`, or a `should_stop`
 that answers True, ends that owner's queued and running work at its next wait or checkpoint
@@ -28,6 +30,7 @@ LONG = "long"
 LANES = (SHORT, LONG)
 TELL_EVERY_S = 1.0  # a waiter hears its place at least this often (a page redraws: a Stop is noticed)
 SLICE_S = 5.0  # long work gives way to waiting long work after this long
+QUIET_S = 1.0  # long work resumes only once no short work has finished for this long
 
 
 class Stopped(Exception):
@@ -83,12 +86,16 @@ class Gate:
     `limit` may be changed while the gate is in use (a new setting applies at the next admission).
     """
 
-    def __init__(self, limit: int, poll_seconds: float = 0.5, slice_s: float = SLICE_S) -> None:
+    def __init__(
+        self, limit: int, poll_seconds: float = 0.5, slice_s: float = SLICE_S, quiet_s: float = QUIET_S
+    ) -> None:
         if limit < 1:
             raise ValueError(f"a gate admits at least 1 at a time, not {limit}")
         self.limit = limit
         self.poll_seconds = poll_seconds
         self.slice_s = slice_s
+        self.quiet_s = quiet_s
+        self._short_done_at = float("-inf")
         self._running: list[_Ticket] = []
         self._queued: list[_Ticket] = []
         self._numbers = itertools.count()
@@ -163,17 +170,22 @@ class Gate:
         with self._changed:
             if ticket in self._running:
                 self._running.remove(ticket)
+                if ticket.lane == SHORT:
+                    self._short_done_at = time.monotonic()
             if ticket in self._queued:
                 self._queued.remove(ticket)
             self._changed.notify_all()
 
     def _next_up(self) -> _Ticket | None:
-        """The queued ticket that runs next: the first short one, else the first long one."""
-        for lane in LANES:
-            ahead = sorted((t for t in self._queued if t.lane == lane), key=lambda t: t.order)
-            if ahead:
-                return ahead[0]
-        return None
+        """The queued ticket that runs next: the first short one, else the first long one once
+        short work has been quiet for `quiet_s` (None until then)."""
+        shorts = sorted((t for t in self._queued if t.lane == SHORT), key=lambda t: t.order)
+        if shorts:
+            return shorts[0]
+        if time.monotonic() - self._short_done_at < self.quiet_s:
+            return None
+        longs = sorted((t for t in self._queued if t.lane == LONG), key=lambda t: t.order)
+        return longs[0] if longs else None
 
     def _stopping(self, ticket: _Ticket) -> bool:
         if not ticket.stopped and ticket.should_stop is not None:

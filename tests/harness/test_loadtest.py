@@ -21,6 +21,7 @@ from tests.harness.loadtest import (
     same_result,
     session_photo,
 )
+from tests.helpers import write_fer_folders
 
 
 def test_the_generated_photos_hold_one_to_four_faces_each_in_its_own_place(tiny_registry: list[str]) -> None:
@@ -69,6 +70,7 @@ def test_a_session_shown_another_photos_results_is_caught() -> None:
 def test_the_load_test_drives_concurrent_sessions_and_checks_what_each_was_shown(
     tmp_path: Path, isolated_home: Path, tiny_registry: list[str]
 ) -> None:
+    write_fer_folders(isolated_home / "datasets" / "fer", count_per_class=2)  # the mixed case evaluates on it
     report = load_test(
         sessions=[2],
         heavy=(1, 2, 1200),
@@ -77,9 +79,13 @@ def test_the_load_test_drives_concurrent_sessions_and_checks_what_each_was_shown
         home=isolated_home,
         log=tmp_path / "streamlit.log",
         say=lambda text: None,
+        mixed=1,
     )
     assert report["models"] == tiny_registry
-    photos, heavy = report["rounds"]
+    photos, mixed, heavy = report["rounds"]
+    assert mixed["case"] == "mixed" and mixed["sessions"] == 1
+    assert mixed["long_job"]["error"] is None and mixed["long_job"]["seconds"] > 0, mixed["long_job"]
+    assert mixed["visits"][0]["error"] is None and mixed["visits"][0]["crosstalk"] == []
     assert (photos["case"], photos["sessions"], heavy["case"], heavy["photos_per_session"]) == (
         "photos",
         2,
@@ -96,3 +102,4 @@ def test_the_load_test_drives_concurrent_sessions_and_checks_what_each_was_shown
     table = format_report(report)
     assert "| photos | 2 | 2 | 0 | 0 |" in table and "| heavy: 2 x" in table
     assert "20 sessions: server peak RSS <= 2000 MB: not run" in table
+    assert "| mixed: photos + 1 evaluation | 1 | 1 |" in table and "the evaluation (Models page" in table

@@ -203,3 +203,33 @@ def test_a_waiter_hears_its_place_and_an_estimated_wait() -> None:
     job.join(DEADLINE)
     visitor.join(DEADLINE)
     assert "photo" in log and "other stopped" in log
+
+
+def test_a_photos_next_step_goes_before_the_long_work_resumes() -> None:
+    """A photo's faces, then its Grad-CAM right after: no chunk of long work runs between them."""
+    gate = Gate(1, poll_seconds=0.01, quiet_s=3600.0)  # quiet until the test says otherwise
+    log: list[str] = []
+    job = LongJob(gate, "evaluator", log)
+    job.start()
+    wait_until(job.running.is_set, "the long job runs")
+    steps_done = threading.Event()
+
+    def photo_visitor() -> None:
+        for step in ("faces", "grad-cam"):
+            with gate.admit(lane=SHORT, owner="photo"):
+                log.append(step)
+        steps_done.set()
+
+    visitor = threading.Thread(target=photo_visitor, daemon=True)
+    visitor.start()
+    wait_until(lambda: gate.waiting == 1, "the photo waits")
+    job.step.set()
+    wait_until(steps_done.is_set, "both steps ran")
+    assert log[-2:] == ["faces", "grad-cam"], log
+    assert gate.running == 0 and gate.waiting == 1, "the long job waits for a quiet moment"
+    gate.quiet_s = 0.0
+    wait_until(lambda: gate.running == 1, "the long job resumes")
+    gate.stop("evaluator")
+    job.step.set()
+    job.join(DEADLINE)
+    assert isinstance(job.error, Stopped)
