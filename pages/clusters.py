@@ -9,6 +9,7 @@ from core.explain.regions import colour_regions, region_label
 from core.explain.saliency import CAM_METHODS, overlay_on_crop
 from core.faces.images import ImageError
 from core.pipeline import annotate
+from core.serving.budget import OverBudget
 from ui import pickers, resources
 from ui.charts import region_removal_chart
 from ui.display import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge
@@ -79,8 +80,13 @@ picture.image(annotate(found), caption=item.name, width="stretch")
 
 crop = found.faces[number].crop
 attention_key = next(key for key in keys if key[0] == attention_name)
-with st.spinner("Clustering attention and reading every masked face…"):
-    study = resources.region_study(crop, attention_key, keys, n, lam, alpha, method, on_wait=waiting)
+try:
+    with st.spinner("Clustering attention and reading every masked face…"):
+        study = resources.region_study(crop, attention_key, keys, n, lam, alpha, method, on_wait=waiting)
+except OverBudget as err:
+    waiting.done()
+    st.warning(str(err), icon=":material/block:")
+    st.stop()
 waiting.done()
 
 columns = st.columns(3)

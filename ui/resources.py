@@ -20,8 +20,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ from core.models.registry import LoadedModel, ModelLoadError
 from core.pipeline import Analysis, add_saliency, analyze_within
 from core.serving import budget, shared
 from core.serving.bounded_cache import BoundedCache
-from core.serving.gate import LONG, SHORT, Gate, Place, Turn
+from core.serving.gate import LONG, SHORT, Gate, Place, Stopped, Turn
 from core.serving.memory import freeze_long_lived, release_free_memory
 from core.serving.public import limits
 
@@ -209,11 +209,19 @@ def analysis(data: bytes, keys: ModelKeys, flip_tta: bool, on_wait: OnWait = Non
     return found
 
 
-def _admit(on_wait: OnWait, lane: str, cost: budget.Cost) -> AbstractContextManager[Turn]:
-    """A place at the gate for this session's work of `cost`, in `lane`."""
-    return gate().admit(
-        on_wait, lane=lane, owner=visitor(), estimate_s=cost.seconds, should_stop=visitor_left()
-    )
+@contextmanager
+def _admit(on_wait: OnWait, lane: str, cost: budget.Cost) -> Iterator[Turn]:
+    """A place at the gate for this session's work of `cost`, in `lane`.
+
+    Work stopped because its visitor left ends the page run quietly (st.stop), not with an error.
+    """
+    try:
+        with gate().admit(
+            on_wait, lane=lane, owner=visitor(), estimate_s=cost.seconds, should_stop=visitor_left()
+        ) as turn:
+            yield turn
+    except Stopped:
+        st.stop()
 
 
 def long_turn(on_wait: OnWait = None, seconds: float = 60.0) -> AbstractContextManager[Turn]:
@@ -264,6 +272,8 @@ def region_study(
     """core.explain.regions.study_regions for one crop, cached in results(), computed in the short lane.
 
     Not an st.cache_data function: on_wait draws into the page, which a cached replay cannot redo.
+    Priced first: (n + 1) masked faces x (the models and the attention model) x 2 passes; public
+    mode refuses more than its budget (OverBudget), whatever value the browser sent for n.
     """
     from core.explain.regions import study_regions
 
@@ -280,7 +290,8 @@ def region_study(
     found = results().get(key)
     if found is not None:
         return found
-    with _admit(on_wait, SHORT, budget.Cost("A region study", n + 1, len(keys) + 1, 2)):
+    cost = budget.check(budget.Cost("This region study", n + 1, len(keys) + 1, 2))  # a crafted n is refused
+    with _admit(on_wait, SHORT, cost):
         study = study_regions(crop, model(*attention_key), models(keys), n, lam, alpha, method)
     arrays = [study.crop, study.attention, study.cluster_map, study.masked, *study.probabilities.values()]
     results().put(key, study, sum(int(np.asarray(a).nbytes) for a in arrays))

@@ -224,3 +224,17 @@ def test_an_oversize_photo_is_left_out_by_the_page(
     assert not app.exception
     assert any("**big.png** is" in w.value and "over the 1 MB" in w.value for w in app.warning)
     assert any("built-in sample" in info.value for info in app.info), "the sample shows instead"
+
+
+def test_a_crafted_region_count_is_refused_in_public_mode(tiny_registry: list[str], public: Path) -> None:
+    """The Clusters slider stops at 6 regions in the browser; a crafted 1,000 is refused on the server."""
+    import numpy as np
+
+    from core.serving.budget import OverBudget
+    from ui import resources
+
+    keys = (("tiny_a", 0.0), ("tiny_b", 0.0))
+    crop = np.zeros((48, 48), dtype=np.uint8)
+    with pytest.raises(OverBudget, match=r"1,001 faces x 3 model\(s\) x 2 pass\(es\)"):
+        resources.region_study(crop, keys[0], keys, 1000, 1.0, 1.0, "gradcam")
+    assert resources.gate().running == 0 and resources.gate().waiting == 0
