@@ -73,10 +73,11 @@ def guard_public_server() -> list[str]:
     from streamlit import runtime
 
     done = [] if _refuse_cache_clearing() is False else ["clear cache refused"]
-    if not public_mode():
-        return done
-    if _cap_upload_size():
+    public = public_mode()
+    if _cap_upload_size(public):
         done.append("server.maxUploadSize")
+    if not public:
+        return done
     if runtime.exists():
         server = runtime.get_instance()
         if _bound_session_uploads(server.uploaded_file_mgr):
@@ -109,12 +110,25 @@ def _refuse_cache_clearing() -> bool:
     return True
 
 
-def _cap_upload_size() -> bool:
-    """Make the web server refuse files above FER_STUDIO_MAX_UPLOAD_MB; True when it changed now."""
+_configured_upload_mb: int | None = None  # server.maxUploadSize before public mode changed it
+
+
+def _cap_upload_size(public: bool) -> bool:
+    """In public mode make the web server refuse files above FER_STUDIO_MAX_UPLOAD_MB; outside it,
+    give back the configured limit if public mode had changed it. True when it changed now."""
     from streamlit import config
 
-    wanted = limits().max_upload_mb
-    if int(config.get_option("server.maxUploadSize")) == wanted:
+    global _configured_upload_mb
+    current = int(config.get_option("server.maxUploadSize"))
+    if public:
+        wanted = limits().max_upload_mb
+        if _configured_upload_mb is None:
+            _configured_upload_mb = current
+    elif _configured_upload_mb is None:
+        return False
+    else:
+        wanted = _configured_upload_mb
+    if current == wanted:
         return False
     config.set_option("server.maxUploadSize", wanted, "FER_STUDIO_MAX_UPLOAD_MB (public mode)")
     return True

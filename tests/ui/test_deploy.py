@@ -52,3 +52,18 @@ def test_metrics_give_no_figures_once_closed() -> None:
     assert stats.registered_families() and stats.get_stats()
     assert deploy._close_metrics(stats) and not deploy._close_metrics(stats)
     assert list(stats.registered_families()) == [] and stats.get_stats() == {}
+
+
+def test_public_mode_sets_the_servers_upload_limit_and_gives_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit import config
+
+    configured = int(config.get_option("server.maxUploadSize"))
+    monkeypatch.setattr(deploy, "_configured_upload_mb", None)
+    monkeypatch.setenv("FER_STUDIO_MAX_UPLOAD_MB", "7")
+    try:
+        assert deploy._cap_upload_size(public=True)
+        assert config.get_option("server.maxUploadSize") == 7, "what the upload route checks, per request"
+        assert not deploy._cap_upload_size(public=True)
+    finally:
+        deploy._cap_upload_size(public=False)
+    assert config.get_option("server.maxUploadSize") == configured
