@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.explain.compare import FaceComparison, compare_face
 from core.explain.saliency import attention_maps, explain
 from core.faces.detection import Face, FaceDetector, crop_face
 from core.faces.drawing import draw_labels
@@ -67,6 +68,8 @@ class Analysis:
     cam_method: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     faces_left_out: int = 0
+    cam_layer: str | None = None  # the Grad-CAM layer of the heatmaps (None: each model's last block)
+    cam_class: int | None = None  # the class every heatmap explains (None: each model's own prediction)
 
     def nbytes(self) -> int:
         """Bytes this result holds in arrays and pixels: what keeping it in a cache costs."""
@@ -141,6 +144,7 @@ def analyze(
     max_faces: int | None = None,
     max_pixels: int | None = None,
     work_side: int | None = None,
+    cam_layer: str | None = None,
 ) -> Analysis:
     """Find every face, classify it with every model and (if cam_method) explain each prediction.
 
@@ -148,7 +152,8 @@ def analyze(
     any mode. cam_class None explains each model's own predicted class. Bytes of more than
     max_pixels are refused (ImageError); a photo longer than work_side is scaled down right
     after decoding, and boxes are in that copy's pixels. Only the max_faces largest faces
-    (default: the detector's max_faces) are read; faces_left_out counts the rest.
+    (default: the detector's max_faces) are read; faces_left_out counts the rest. cam_layer names
+    the layer Grad-CAM reads (core.models.architectures.cam_layer_choices; None: the last block).
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -174,7 +179,9 @@ def analyze(
         mark = time.perf_counter()
         if one_pass and cam_method:  # cam_method: for the type checker, one_pass implies it
             # One forward and backward pass: the prediction and its Grad-CAM together.
-            heatmaps[model.name], probabilities[model.name] = explain(model, crops, None, cam_method)
+            heatmaps[model.name], probabilities[model.name] = explain(
+                model, crops, None, cam_method, layer=cam_layer
+            )
             timings["saliency"] += time.perf_counter() - mark
         else:
             probabilities[model.name] = predict_proba(model, crops, flip_tta)
@@ -192,8 +199,9 @@ def analyze(
     ]
     analysis = Analysis(image, results, [m.name for m in models], flip_tta, cam_method if one_pass else None)
     analysis.faces_left_out = len(found) - len(faces)
+    analysis.cam_layer = cam_layer if one_pass else None
     if cam_method and not one_pass:
-        analysis = add_saliency(analysis, models, cam_method, cam_class)
+        analysis = add_saliency(analysis, models, cam_method, cam_class, cam_layer)
     timings["saliency"] += analysis.timings.get("saliency", 0.0)
     timings["total"] = time.perf_counter() - started
     analysis.timings = timings
@@ -231,11 +239,15 @@ def analyze_within(
 
 
 def add_saliency(
-    analysis: Analysis, models: list[LoadedModel], cam_method: str, cam_class: int | None = None
+    analysis: Analysis,
+    models: list[LoadedModel],
+    cam_method: str,
+    cam_class: int | None = None,
+    cam_layer: str | None = None,
 ) -> Analysis:
     """A copy of an analysis with each model's heatmaps added (the app shows predictions first).
 
-    cam_class None explains the class each model predicted in `analysis`.
+    cam_class None explains the class each model predicted in `analysis`; cam_layer as in analyze.
     """
     started = time.perf_counter()
     heatmaps: dict[str, np.ndarray] = {}
@@ -247,13 +259,75 @@ def add_saliency(
                 if cam_class is not None
                 else [int(np.argmax(result.probabilities[model.name])) for result in analysis.faces]
             )
-            heatmaps[model.name] = attention_maps(model, crops, classes, method=cam_method)
+            heatmaps[model.name] = attention_maps(model, crops, classes, method=cam_method, layer=cam_layer)
     faces = [
         replace(result, heatmaps={name: maps[i] for name, maps in heatmaps.items()})
         for i, result in enumerate(analysis.faces)
     ]
     timings = {**analysis.timings, "saliency": time.perf_counter() - started}
-    return replace(analysis, faces=faces, cam_method=cam_method, timings=timings)
+    return replace(
+        analysis,
+        faces=faces,
+        cam_method=cam_method,
+        timings=timings,
+        cam_layer=cam_layer,
+        cam_class=cam_class,
+    )
+
+
+# The Analyze page's comparison: fewer deletion steps and one random map, so that one face's
+# comparison costs two small forward passes (tests/harness/bench.py prints the time).
+PAGE_STEPS = 5
+PAGE_RANDOM_MAPS = 1
+
+
+def compare_in_analysis(
+    analysis: Analysis,
+    face: int,
+    model_a: LoadedModel,
+    model_b: LoadedModel,
+    cam_method: str | None = None,
+    cam_layer: str | None = None,
+    steps: int = PAGE_STEPS,
+    random_count: int = PAGE_RANDOM_MAPS,
+    fill: str = "blur",
+) -> FaceComparison:
+    """Compare where two models look on face number `face` (0-based) of an analysis.
+
+    The heatmaps and probabilities the analysis holds are reused when they were made with the same
+    method and layer (cam_method None: the analysis's own, else gradcam), so Grad-CAM runs only for a
+    model without them; each map explains the class the analysis's map explains (the model's
+    prediction, or cam_class). Parts come from the face's MTCNN landmarks mapped into its crop.
+    """
+    if not 0 <= face < len(analysis.faces):
+        raise IndexError(f"face {face + 1} is not in this photo ({len(analysis.faces)} faces)")
+    result = analysis.faces[face]
+    method = cam_method or analysis.cam_method or "gradcam"
+    same = analysis.cam_method == method and analysis.cam_layer == cam_layer
+    maps = {name: heat for name, heat in result.heatmaps.items() if same}
+    # The classes the stored maps explain; probabilities averaged with the mirrored face (flip_tta)
+    # are not what the deletion steps measure, so then they are read again without.
+    targets = {
+        name: int(np.argmax(probs)) if analysis.cam_class is None else analysis.cam_class
+        for name, probs in result.probabilities.items()
+        if name in maps
+    }
+    probabilities = {} if analysis.flip_tta else {name: result.probabilities[name] for name in maps}
+    landmarks = result.face.crop_frame().to_crop(result.face.landmarks, result.crop.shape[0])
+    return compare_face(
+        result.crop,
+        model_a,
+        model_b,
+        landmarks,
+        maps,
+        probabilities,
+        targets,
+        method,
+        cam_layer,
+        steps,
+        random_count,
+        fill,
+    )
 
 
 def annotate(analysis: Analysis, model: str | None = None) -> Image.Image:

@@ -51,12 +51,14 @@ def attention_maps(
     classes: np.ndarray | list[int] | None = None,
     method: str = "gradcam",
     batch_size: int = 256,
+    layer: str | None = None,
 ) -> np.ndarray:
     """Heatmaps (N, S, S) in [0, 1] on the face crops' grid; `classes` None means the predicted class.
 
-    Pixels of the crop the network does not see (outside its centre input) get 0.
+    Pixels of the crop the network does not see (outside its centre input) get 0. layer names one of
+    core.models.architectures.cam_layer_choices; None reads the model's cam_layer (its last block).
     """
-    return explain(model, crops, classes, method, batch_size)[0]
+    return explain(model, crops, classes, method, batch_size, layer)[0]
 
 
 def explain(
@@ -65,6 +67,7 @@ def explain(
     classes: np.ndarray | list[int] | None = None,
     method: str = "gradcam",
     batch_size: int = 256,
+    layer: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps (N, S, S) and the calibrated class probabilities (N, 7) of the same forward pass.
 
@@ -78,7 +81,8 @@ def explain(
     if crops.ndim == 2:
         crops = crops[None]
     maps, probabilities = [], []
-    with model.lock, cam_type(model=model.module, target_layers=cam_layers(model.module)) as cam:
+    layers = cam_layers(model.module, layer)
+    with model.lock, cam_type(model=model.module, target_layers=layers) as cam:
         for start in range(0, len(crops), batch_size):
             inputs = to_tensor(crops[start : start + batch_size], model.preprocessing)
             targets = None

@@ -12,7 +12,7 @@ import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -60,6 +60,16 @@ class CropFrame(NamedTuple):
             (self.cx + u * rx + v * dx, self.cy + u * ry + v * dy)
             for u, v in ((-half, -half), (half, -half), (half, half), (-half, half))
         ]
+
+    def to_crop(self, points: Sequence[tuple[float, float]], size: int = CROP_SIZE) -> np.ndarray:
+        """Photo points (N, 2) in the size x size crop's coordinates (x right, y down; pixel i spans
+        i to i + 1): where a landmark lands on the crop that crop_face cuts."""
+        (rx, ry), (dx, dy) = self.axes()
+        offsets = np.asarray(points, dtype=np.float64).reshape(-1, 2) - (self.cx, self.cy)
+        scale = size / self.side
+        across = offsets @ np.array([rx, ry]) * scale + size / 2
+        down = offsets @ np.array([dx, dy]) * scale + size / 2
+        return np.stack([across, down], axis=1)
 
     def bounds(self) -> tuple[int, int, int, int]:
         """The whole-pixel rectangle (left, top, right, bottom) that holds the square."""
@@ -254,14 +264,16 @@ def largest_face_crop(detector: FaceDetector, image: Image.Image) -> np.ndarray 
     return crop_face(image, faces[0]) if faces else None
 
 
-def measure_framing(detector: FaceDetector, crops: np.ndarray, upscale: int = 192) -> dict[str, float]:
-    """How MTCNN boxes sit in FER2013-framed crops: the numbers behind FRAME_SCALE/FRAME_SHIFT_UP."""
-    boxes = []
+def measure_framing(detector: FaceDetector, crops: np.ndarray, upscale: int = 192) -> dict[str, Any]:
+    """How MTCNN boxes sit in FER2013-framed crops: the numbers behind FRAME_SCALE/FRAME_SHIFT_UP, and
+    the median landmarks as fractions of the crop's side (core.explain.compare.DEFAULT_LANDMARKS)."""
+    boxes, marks = [], []
     for crop in crops:
         photo = Image.fromarray(crop).resize((upscale, upscale), Image.Resampling.BICUBIC).convert("RGB")
         faces = detector.detect(photo)
         if faces:
             boxes.append([v / upscale for v in faces[0].box])
+            marks.append(np.asarray(faces[0].landmarks) / upscale)
     if not boxes:
         raise ValueError("no face found in any crop")
     x1, y1, x2, y2 = np.median(np.array(boxes), axis=0)
@@ -271,4 +283,5 @@ def measure_framing(detector: FaceDetector, crops: np.ndarray, upscale: int = 19
         "crops": len(crops),
         "frame_scale": float(1 / max(x2 - x1, height)),
         "frame_shift_up": float(((y1 + y2) / 2 - 0.5) / height),
+        "landmarks": np.round(np.median(np.array(marks), axis=0), 4).tolist(),
     }

@@ -121,11 +121,40 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return layer
 
 
-def cam_layers(model: nn.Module) -> list[nn.Module]:
-    """The layers Grad-CAM reads: a model's `cam_layers` (an average of models names one per
-    member), else its one cam_layer."""
-    layers = getattr(model, "cam_layers", None)
-    return list(layers) if layers is not None else [cam_layer(model)]
+def cam_layer_choices(model: nn.Module) -> dict[str, nn.Module]:
+    """The layers Grad-CAM can read, by name ("block1" finest ... "blockN" = cam_layer): the last
+    activation at each resolution, before the next pooling. A model that names none offers only
+    its cam_layer, as "last"; an average of models offers the choices its members share."""
+    members = getattr(model, "members", None)
+    if members is not None:
+        per_member = [cam_layer_choices(member) for member in members]
+        return {name: per_member[0][name] for name in per_member[0] if all(name in c for c in per_member)}
+    choices = getattr(model, "cam_layer_choices", None)
+    return dict(choices) if choices else {"last": cam_layer(model)}
+
+
+def cam_layers(model: nn.Module, layer: str | None = None) -> list[nn.Module]:
+    """The layers Grad-CAM reads: with layer None a model's `cam_layers` (an average of models names
+    one per member), else its one cam_layer; a named layer (see cam_layer_choices) of the model, or
+    of each member. ValueError names the choices when the model has no such layer."""
+    members = getattr(model, "members", None)
+    if layer is None or layer == "last":
+        layers = getattr(model, "cam_layers", None)
+        return list(layers) if layers is not None else [cam_layer(model)]
+    parts = list(members) if members is not None else [model]
+    found = [cam_layer_choices(part).get(layer) for part in parts]
+    if any(f is None for f in found):
+        names = ", ".join(cam_layer_choices(model))
+        raise ValueError(f"no Grad-CAM layer {layer!r} in this model; choose one of {names}")
+    return [f for f in found if f is not None]
+
+
+def _stage_ends(features: nn.Module) -> dict[str, nn.Module]:
+    """block1..blockN of a plain conv stack: the module just before each max-pool, and the last one."""
+    flat = [m for m in features.modules() if not list(m.children())]
+    ends = [flat[i - 1] for i, m in enumerate(flat) if isinstance(m, nn.MaxPool2d) and i > 0]
+    ends.append(flat[-1])
+    return {f"block{i + 1}": module for i, module in enumerate(ends)}
 
 
 def _drop_cam_alias(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
@@ -142,6 +171,16 @@ class CamNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.register_load_state_dict_pre_hook(_drop_cam_alias)
+
+    @property
+    def cam_layer_choices(self) -> dict[str, nn.Module]:
+        """Layers Grad-CAM can read, finest first (see cam_layer_choices); the last is cam_layer."""
+        features = getattr(self, "features", None)
+        if not isinstance(features, nn.Module):
+            return {"last": cam_layer(self)}
+        choices = _stage_ends(features)
+        choices[list(choices)[-1]] = cam_layer(self)  # the same output; the same module as the default
+        return choices
 
 
 def _conv_bn(in_ch: int, out_ch: int) -> list[nn.Module]:
@@ -237,6 +276,10 @@ class ResNet18Gray(CamNet):
     @property
     def cam_layer(self) -> nn.Module:
         return self.net.layer4
+
+    @property
+    def cam_layer_choices(self) -> dict[str, nn.Module]:
+        return {f"block{i}": getattr(self.net, f"layer{i}") for i in range(1, 5)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
