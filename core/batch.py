@@ -16,10 +16,11 @@ from typing import Protocol, TextIO
 
 from tqdm import tqdm
 
+from core.explain.compare import FaceComparison
 from core.faces.detection import FaceDetector
 from core.faces.images import SUFFIXES, ImageError, decode_image
 from core.models.registry import LoadedModel
-from core.pipeline import CSV_COLUMNS, Analysis, analyze
+from core.pipeline import CSV_COLUMNS, Analysis, analyze, compare_in_analysis
 
 # From this many files on, the progress bar shows even when stderr is not a terminal (a log
 # file of a long run): there it redraws at most every LOG_PROGRESS_SECONDS.
@@ -168,3 +169,50 @@ class CsvWriter:
 
     def close(self) -> None:
         self.out.flush()
+
+
+@dataclass(frozen=True)
+class ExplainRow:
+    """One face's two-model comparison, or a file's reason for having none (no face, unreadable)."""
+
+    path: Path
+    face: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    comparison: FaceComparison | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        entry: dict = {"image": str(self.path), "face": self.face, "error": self.error}
+        if self.box is not None:
+            entry["box"] = [round(v, 1) for v in self.box]
+        if self.comparison is not None:
+            entry.update(self.comparison.to_dict())
+        return entry
+
+
+def explain_files(
+    paths: Iterable[Path],
+    models: tuple[LoadedModel, LoadedModel],
+    detector: FaceDetector,
+    method: str = "gradcam",
+    layer: str | None = None,
+    steps: int = 10,
+    random_count: int = 3,
+    fill: str = "blur",
+) -> Iterator[ExplainRow]:
+    """Compare two models' saliency on every face of each file (core.explain.compare), one row per face;
+    a file without a face or that cannot be read is one row with its error."""
+    for path in paths:
+        try:
+            image = decode_image(path)
+        except ImageError as err:
+            yield ExplainRow(path, error=str(err).removeprefix(f"{path}: "))
+            continue
+        analysis = analyze(image, list(models), detector, cam_method=method, cam_layer=layer)
+        if not analysis.faces:
+            yield ExplainRow(path, error="no face found")
+        for number, result in enumerate(analysis.faces):
+            comparison = compare_in_analysis(
+                analysis, number, *models, method, layer, steps, random_count, fill
+            )
+            yield ExplainRow(path, number + 1, result.face.box, comparison)

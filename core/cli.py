@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add_parser in (
         add_train_parser,
         add_predict_parser,
+        add_explain_parser,
         add_evaluate_parser,
         add_clusters_parser,
         add_register_parser,
@@ -195,6 +196,92 @@ def run_predict(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+def add_explain_parser(commands: argparse._SubParsersAction) -> None:
+    from core.explain.compare import FILLS
+    from core.explain.saliency import CAM_METHODS
+
+    parser = commands.add_parser(
+        "explain", help="compare where two models look on each face: parts, agreement, deletion vs random"
+    )
+    parser.add_argument("paths", nargs="+", help="images or folders of images")
+    parser.add_argument(
+        "--models", nargs=2, default=None, metavar=("A", "B"), help="default: baseline masked"
+    )
+    parser.add_argument("--method", default="gradcam", choices=sorted(CAM_METHODS), help="saliency method")
+    parser.add_argument(
+        "--layer", default=None, help="Grad-CAM layer: block1 (finest) .. blockN (the last, default)"
+    )
+    parser.add_argument("--steps", type=int, default=10, help="deletion steps (fractions 0, 1/steps, ..., 1)")
+    parser.add_argument("--random-maps", type=int, default=3, help="random maps averaged for the baseline")
+    parser.add_argument("--fill", default="blur", choices=FILLS, help="what removed pixels are replaced with")
+    parser.add_argument("--json", action="store_true", help="print a JSON array, one object per face")
+    parser.add_argument(
+        "--out", default=None, help="folder for PNGs: both overlays, difference, deletion curves"
+    )
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """One row per face (or per file without one); 0 when every file had a face, 2 otherwise."""
+    from core.batch import explain_files, image_paths, progress_bar
+    from core.explain.figures import save_comparison
+    from core.faces.detection import FaceDetector
+
+    paths = image_paths(args.paths)
+    models = _models(args.models)
+    if len(models) != 2:
+        raise LookupError("explain compares two models: name them with --models A B")
+    pair = (models[0], models[1])
+    if args.layer:
+        from core.models.architectures import cam_layers
+
+        for model in pair:
+            cam_layers(model.module, args.layer)  # ValueError naming the choices, before any work
+    rows = explain_files(
+        paths, pair, FaceDetector(), args.method, args.layer, args.steps, args.random_maps, args.fill
+    )
+    failed, first = 0, True
+    if args.json:
+        print("[")
+    with progress_bar(len(paths)) as bar:
+        for row in rows:
+            failed += row.error is not None
+            with bar.external_write_mode():
+                if args.json:
+                    print(("" if first else ",\n") + json.dumps(row.to_dict(), indent=2), end="", flush=True)
+                elif row.comparison is None:
+                    print(f"{row.path}: {row.error}", flush=True)
+                else:
+                    print(_explain_line(row), flush=True)
+            first = False
+            if args.out and row.comparison is not None:
+                save_comparison(row.comparison, Path(args.out), f"{row.path.stem}_face{row.face}")
+            if row.face in (None, 1):
+                bar.update()
+    if args.json:
+        print("\n]")
+    if failed:
+        print(f"error: {failed} of {len(paths)} images gave no comparison (see their rows)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _explain_line(row: Any) -> str:
+    """A face's comparison as two lines: the numbers, then the sentence."""
+    from core.labels import EMOTIONS
+
+    comparison = row.comparison
+    numbers = "  ".join(
+        f"{name}: {EMOTIONS[comparison.targets[name]]} deletion AUC {comparison.deletion[name].auc:.2f} "
+        f"(random {comparison.random_deletion[name].auc:.2f})"
+        for name in comparison.names
+    )
+    agree = comparison.agreement
+    return (
+        f"{row.path}  face {row.face}  {numbers}  spearman {agree['spearman']:.2f}  "
+        f"top-20% IoU {agree['top20_iou']:.2f}\n  {comparison.sentence}"
+    )
 
 
 def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
@@ -642,6 +729,7 @@ def run_bench(args: argparse.Namespace) -> int:
 COMMANDS = {
     "train": run_train,
     "predict": run_predict,
+    "explain": run_explain,
     "evaluate": run_evaluate,
     "clusters": run_clusters,
     "register": run_register,

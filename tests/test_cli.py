@@ -239,3 +239,32 @@ def test_register_records_the_training_command(
     assert main(["register", str(run_dir), "--name", "registered", "--train-command", command]) == 0
     card = json.loads((isolated_home / "models" / "registered.json").read_text())
     assert card["command"] == command and card["epochs_completed"] == 1
+
+
+def test_explain_json_rows_and_errors(tiny_registry, astronaut: Image.Image, tmp_path: Path, capsys) -> None:
+    astronaut.save(tmp_path / "astronaut.png")
+    Image.new("RGB", (100, 100), "white").save(tmp_path / "blank.png")
+    (tmp_path / "broken.jpg").write_bytes(b"garbage")
+    out = tmp_path / "pictures"
+    argv = ["explain", str(tmp_path), "--models", *tiny_registry, "--json", "--steps", "4", "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    rows = {Path(r["image"]).name: r for r in json.loads(captured.out)}
+    assert rows["blank.png"]["error"] == "no face found"
+    assert rows["broken.jpg"]["error"].startswith("not a readable image")
+    face = rows["astronaut.png"]
+    assert face["error"] is None and face["face"] == 1
+    for name in tiny_registry:
+        numbers = face["models"][name]
+        assert sum(numbers["parts"].values()) == pytest.approx(1.0, abs=1e-3)
+        assert 0 <= numbers["deletion_auc"] <= 1 and 0 <= numbers["random_deletion_auc"] <= 1
+    assert -1 <= face["agreement"]["spearman"] <= 1 and 0 <= face["agreement"]["top20_iou"] <= 1
+    pictures = sorted(p.name for p in out.iterdir())
+    assert pictures == sorted(f"astronaut_face1_{n}.png" for n in (*tiny_registry, "difference", "deletion"))
+    assert Image.open(out / "astronaut_face1_deletion.png").size[0] > 100
+    assert captured.err.strip().endswith("error: 2 of 3 images gave no comparison (see their rows)")
+    assert (
+        main(["explain", str(tmp_path / "astronaut.png"), "--models", *tiny_registry, "--layer", "block9"])
+        == 2
+    )
+    assert capsys.readouterr().err.startswith("error: no Grad-CAM layer 'block9'")

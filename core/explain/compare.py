@@ -322,7 +322,7 @@ class FaceComparison:
         }
 
 
-PART_WORDS = {"eyes": "the eyes", "nose": "the nose", "mouth": "the mouth", "rest": "the rest of the crop"}
+PART_WORDS = {"eyes": "the eyes", "nose": "the nose", "mouth": "the mouth"}
 
 
 def part_groups(shares: dict[str, float]) -> dict[str, float]:
@@ -336,12 +336,17 @@ def part_groups(shares: dict[str, float]) -> dict[str, float]:
 
 
 def describe_parts(name: str, shares: dict[str, float]) -> str:
-    """'A looks mostly at the mouth (48 %)' or 'A spreads over the eyes and the mouth (35 %, 30 %)'."""
-    ranked = sorted(part_groups(shares).items(), key=lambda item: -item[1])
+    """Where a map's mass sits among the eyes, nose and mouth, in words: 'A looks mostly at the mouth
+    (48%)' or 'A spreads over the eyes and the mouth (35%, 30%)', with the share outside them."""
+    groups = part_groups(shares)
+    outside = groups.pop("rest")
+    ranked = sorted(groups.items(), key=lambda item: -item[1])
     (first, s1), (second, s2) = ranked[:2]
     if s1 >= 1.5 * s2:
-        return f"{name} looks mostly at {PART_WORDS[first]} ({s1:.0%})"
-    return f"{name} spreads over {PART_WORDS[first]} and {PART_WORDS[second]} ({s1:.0%}, {s2:.0%})"
+        words = f"{name} looks mostly at {PART_WORDS[first]} ({s1:.0%})"
+    else:
+        words = f"{name} spreads over {PART_WORDS[first]} and {PART_WORDS[second]} ({s1:.0%}, {s2:.0%})"
+    return f"{words}, {outside:.0%} outside eyes, nose and mouth"
 
 
 def describe_deletion(name: str, curve: DeletionCurve, random: DeletionCurve) -> str:
