@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_train_parser,
         add_predict_parser,
         add_explain_parser,
+        add_saliency_study_parser,
         add_evaluate_parser,
         add_clusters_parser,
         add_register_parser,
@@ -282,6 +283,81 @@ def _explain_line(row: Any) -> str:
         f"{row.path}  face {row.face}  {numbers}  spearman {agree['spearman']:.2f}  "
         f"top-20% IoU {agree['top20_iou']:.2f}\n  {comparison.sentence}"
     )
+
+
+def add_saliency_study_parser(commands: argparse._SubParsersAction) -> None:
+    from core.evaluation.saliency_study import DEFAULT_LIMIT, LAYER_FACES, SANITY_FACES
+    from core.explain.compare import FILLS
+    from core.explain.saliency import CAM_METHODS
+
+    parser = commands.add_parser(
+        "saliency-study",
+        help="where two models look per emotion on FER2013 val, the paper's claim, faithfulness, sanity",
+    )
+    parser.add_argument(
+        "--models", nargs=2, default=None, metavar=("A", "B"), help="default: baseline masked"
+    )
+    parser.add_argument("--method", default="gradcam", choices=sorted(CAM_METHODS))
+    parser.add_argument("--layer", default=None, help="Grad-CAM layer (default: the last block)")
+    parser.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder or CSV (its val split is read)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="faces (a seeded random sample)")
+    parser.add_argument("--layer-faces", type=int, default=LAYER_FACES, help="faces for the per-layer table")
+    parser.add_argument("--sanity-faces", type=int, default=SANITY_FACES, help="faces for the sanity check")
+    parser.add_argument("--steps", type=int, default=10, help="deletion steps")
+    parser.add_argument("--fill", default="blur", choices=FILLS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-landmarks", action="store_true", help="typical landmarks for every face (no MTCNN)"
+    )
+    parser.add_argument("--record", action="store_true", help="store the study beside model A's card")
+
+
+def run_saliency_study(args: argparse.Namespace) -> int:
+    """Run the study, print it as Markdown; with --record store it for the pages (load_study)."""
+    import time
+
+    from core.data.datasets import load_dataset
+    from core.evaluation.saliency_study import markdown, recorded_at, run_study, write_study
+    from core.faces.detection import FaceDetector
+    from core.models.registry import find_model, home_dir
+    from core.paths import portable_path
+
+    models = _models(args.models)
+    if len(models) != 2:
+        raise LookupError("the study compares two models: name them with --models A B")
+    data = load_dataset(args.data, args.split)
+    detector = None if args.no_landmarks else FaceDetector(min_face_size=40, score_threshold=0.8)
+    started = time.perf_counter()
+    summary, maps = run_study(
+        (models[0], models[1]),
+        data,
+        args.method,
+        args.layer,
+        args.limit,
+        args.steps,
+        args.fill,
+        args.seed,
+        args.layer_faces,
+        args.sanity_faces,
+        detector,
+    )
+    summary.update(
+        data=portable_path(args.data),
+        split=args.split,
+        created=recorded_at(),
+        command=" ".join(["python -m core", *(args.argv if args.argv is not None else sys.argv[1:])]),
+    )
+    summary["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    print(markdown(summary))
+    print(f"\n{summary['faces']} faces in {summary['seconds']['total']:.0f} s", file=sys.stderr)
+    if args.record:
+        try:
+            folder = find_model(models[0].name).parent
+        except LookupError:
+            folder = home_dir() / "models"
+        print(f"recorded {write_study(summary, maps, folder)}", file=sys.stderr)
+    return 0
 
 
 def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
@@ -730,6 +806,7 @@ COMMANDS = {
     "train": run_train,
     "predict": run_predict,
     "explain": run_explain,
+    "saliency-study": run_saliency_study,
     "evaluate": run_evaluate,
     "clusters": run_clusters,
     "register": run_register,

@@ -182,6 +182,62 @@ def random_maps(count: int, size: int = CROP_SIZE, seed: int = 0) -> np.ndarray:
     )
 
 
+def deletion_probabilities(
+    model: LoadedModel,
+    crops: np.ndarray,
+    cams: np.ndarray,
+    targets: np.ndarray | Sequence[int],
+    steps: int = 10,
+    fill: str = "blur",
+    starts: np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Deletion curves of many (crop, map) pairs: the probability of each target (N, steps + 1) after
+    replacing fractions 0, 1/steps, ..., 1 of the pixels the network sees with fill_image, the
+    highest-ranked first (ties in random order, seeded). Every step of every pair goes through the
+    network in one batch; starts (the probabilities on the whole faces, when known) and the last step
+    (everything removed, the same for every map of a crop) are not computed twice.
+    """
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    crops = np.asarray(crops, dtype=np.uint8)
+    count, size = len(crops), crops.shape[-1]
+    flat_cams = np.asarray(cams, dtype=np.float64).reshape(count, -1)
+    inside = np.flatnonzero(seen_region(model, size))
+    removed_counts = np.round(np.linspace(0.0, 1.0, steps + 1) * inside.size).astype(int)
+    tie_break = np.random.default_rng(seed).random(inside.size)
+    # rank[i, j]: where pixel inside[j] of pair i comes in its map's order (0 = removed first)
+    order = np.zeros((count, inside.size), dtype=np.int64)
+    for i, row in enumerate(flat_cams):
+        order[i] = np.lexsort((tie_break, -row[inside]))
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(inside.size)[None].repeat(count, 0), axis=1)
+    unique, which = np.unique(crops.reshape(count, -1), axis=0, return_inverse=True)
+    filled = np.stack([fill_image(c.reshape(size, size), fill) for c in unique]).reshape(len(unique), -1)
+    flat = crops.reshape(count, -1)
+    middle = np.repeat(flat[:, None], max(steps - 1, 0), axis=1)  # (N, steps - 1, S*S)
+    for k, removed in enumerate(removed_counts[1:-1]):
+        gone = rank < removed
+        middle[:, k, inside] = np.where(gone, filled[which][:, inside], flat[:, inside])
+    head = crops if starts is None else crops[:0]
+    batch = np.concatenate(
+        [head.reshape(-1, size, size), middle.reshape(-1, size, size), filled.reshape(-1, size, size)]
+    )
+    probabilities = predict_proba(inference_copy(model), batch)
+    targets = np.asarray(targets, dtype=np.int64)
+    first = probabilities[: len(head)] if starts is None else None
+    steps_p = probabilities[len(head) : len(head) + middle.shape[0] * middle.shape[1]].reshape(count, -1, 7)
+    last = probabilities[len(head) + middle.shape[0] * middle.shape[1] :][which]
+    rows = np.arange(count)
+    begin = first[rows, targets] if first is not None else np.asarray(starts, dtype=np.float64)
+    return np.concatenate([begin[:, None], steps_p[rows, :, targets], last[rows, targets][:, None]], axis=1)
+
+
+def curve_auc(probabilities: np.ndarray, steps: int) -> np.ndarray:
+    """Area under deletion curves (..., steps + 1) over the fractions 0 to 1 (trapezoids)."""
+    return np.trapezoid(probabilities, np.linspace(0.0, 1.0, steps + 1), axis=-1)
+
+
 def deletion_curves(
     model: LoadedModel,
     crop: np.ndarray,
@@ -192,38 +248,15 @@ def deletion_curves(
     start: float | None = None,
     seed: int = 0,
 ) -> list[DeletionCurve]:
-    """Deletion curves of several maps of one crop, all steps of all maps in one forward pass.
-
-    Fractions 0, 1/steps, ..., 1 of the pixels the network sees are replaced by fill_image, the
-    highest-ranked first (ties in random order, seeded). start, when known (the probability on the
-    whole face), saves a forward pass; the last step (everything removed) is shared by all maps.
-    """
-    if steps < 1:
-        raise ValueError("steps must be at least 1")
+    """Deletion curves of several maps of one crop in one forward pass (see deletion_probabilities)."""
     crop = np.asarray(crop, dtype=np.uint8)
-    filled = fill_image(crop, fill)
-    inside = np.flatnonzero(seen_region(model, crop.shape[0]))
+    crops = np.repeat(crop[None], len(cams), axis=0)
+    starts = None if start is None else np.full(len(cams), start)
+    values = deletion_probabilities(
+        model, crops, np.stack(cams), [target] * len(cams), steps, fill, starts, seed
+    )
     fractions = np.linspace(0.0, 1.0, steps + 1)
-    counts = np.round(fractions * inside.size).astype(int)
-    tie_break = np.random.default_rng(seed).random(inside.size)
-    images = []
-    for cam in cams:
-        values = np.asarray(cam, dtype=np.float64).ravel()[inside]
-        order = inside[np.lexsort((tie_break, -values))]
-        for count in counts[1:-1]:
-            image = crop.copy().ravel()
-            image[order[:count]] = filled.ravel()[order[:count]]
-            images.append(image.reshape(crop.shape))
-    head = [] if start is not None else [crop]
-    batch = np.stack([*head, *images, filled])
-    probabilities = predict_proba(inference_copy(model), batch)[:, target]
-    first = float(probabilities[0]) if start is None else float(start)
-    middle = probabilities[len(head) : -1].reshape(len(cams), steps - 1)
-    curves = []
-    for row in middle:
-        values = np.concatenate([[first], row, [probabilities[-1]]])
-        curves.append(DeletionCurve(fractions, values, float(np.trapezoid(values, fractions)), fill))
-    return curves
+    return [DeletionCurve(fractions, row, float(curve_auc(row, steps)), fill) for row in values]
 
 
 def deletion_curve(

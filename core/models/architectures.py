@@ -134,19 +134,29 @@ def cam_layer_choices(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def cam_layers(model: nn.Module, layer: str | None = None) -> list[nn.Module]:
-    """The layers Grad-CAM reads: with layer None a model's `cam_layers` (an average of models names
-    one per member), else its one cam_layer; a named layer (see cam_layer_choices) of the model, or
-    of each member. ValueError names the choices when the model has no such layer."""
+    """The layers Grad-CAM reads: with layer None (or "last") a model's `cam_layers` (an average of
+    models names one per member), else its one cam_layer; a named layer (see cam_layer_choices), or
+    "last-K" (K blocks before the last), of the model or of each member. ValueError names the choices
+    when the model has no such layer."""
     members = getattr(model, "members", None)
     if layer is None or layer == "last":
         layers = getattr(model, "cam_layers", None)
         return list(layers) if layers is not None else [cam_layer(model)]
     parts = list(members) if members is not None else [model]
-    found = [cam_layer_choices(part).get(layer) for part in parts]
+    found = [_named_layer(cam_layer_choices(part), layer) for part in parts]
     if any(f is None for f in found):
         names = ", ".join(cam_layer_choices(model))
         raise ValueError(f"no Grad-CAM layer {layer!r} in this model; choose one of {names}")
     return [f for f in found if f is not None]
+
+
+def _named_layer(choices: dict[str, nn.Module], layer: str) -> nn.Module | None:
+    """A layer by its name, or "last-K": K blocks before the last (the same depth in any architecture)."""
+    if layer.startswith("last-") and layer[5:].isdigit():
+        names = list(choices)
+        back = int(layer[5:])
+        return choices[names[-1 - back]] if back < len(names) else None
+    return choices.get(layer)
 
 
 def _stage_ends(features: nn.Module) -> dict[str, nn.Module]:
