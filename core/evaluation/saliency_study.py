@@ -190,7 +190,8 @@ def write_study(summary: dict[str, Any], maps: dict[str, np.ndarray], directory:
 
 def bootstrap(values: np.ndarray, rng: np.random.Generator, reps: int = BOOTSTRAP) -> list[dict[str, float]]:
     """Mean and 95 % percentile-bootstrap interval of each column of values (n, k)."""
-    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    values = np.asarray(values, dtype=np.float64)
+    values = values[:, None] if values.ndim == 1 else values
     if len(values) == 0:
         return [{"mean": 0.0, "lo": 0.0, "hi": 0.0} for _ in range(values.shape[1])]
     means = values[rng.integers(0, len(values), (reps, len(values)))].mean(axis=1)
@@ -202,7 +203,7 @@ def bootstrap(values: np.ndarray, rng: np.random.Generator, reps: int = BOOTSTRA
 
 
 def face_landmarks(
-    detector: FaceDetector | None, crops: np.ndarray, upscale: int = 192
+    detector: FaceDetector | None, crops: np.ndarray, upscale: int = 192, batch: int = 64
 ) -> tuple[np.ndarray, int]:
     """Landmarks (N, 5, 2) in crop pixels: MTCNN's on each crop upscaled (as `python -m core framing`),
     default_landmarks where it finds no face (or without a detector); and how many were found."""
@@ -211,12 +212,15 @@ def face_landmarks(
     found = 0
     if detector is None:
         return marks, 0
-    for i, crop in enumerate(crops):
-        photo = Image.fromarray(crop).resize((upscale, upscale), Image.Resampling.BICUBIC).convert("RGB")
-        faces = detector.detect(photo)
-        if faces:
-            marks[i] = np.asarray(faces[0].landmarks) * size / upscale
-            found += 1
+    for start in range(0, len(crops), batch):
+        photos = [
+            Image.fromarray(crop).resize((upscale, upscale), Image.Resampling.BICUBIC).convert("RGB")
+            for crop in crops[start : start + batch]
+        ]
+        for offset, faces in enumerate(detector.detect_same_size(photos)):
+            if faces:
+                marks[start + offset] = np.asarray(faces[0].landmarks) * size / upscale
+                found += 1
     return marks, found
 
 
@@ -301,8 +305,8 @@ def cascading_randomisation(
                 module.reset_running_stats()
         heat = explain(randomised, crops, labels, method, layer=layer)[0]
         rhos = np.array([agreement(t, h, region)["spearman"] for t, h in zip(trained, heat, strict=True)])
-        flat = np.isnan(rhos)
-        interval = bootstrap(np.nan_to_num(rhos[~flat])[:, None], rng)[0]
+        flat = np.isnan(rhos)  # a flat map has no ranks: left out (and counted)
+        interval = bootstrap(rhos[~flat], rng)[0]
         rows.append({"reset_to": name, **interval, "flat_maps": int(flat.sum())})
         tick(1)
     return rows
@@ -588,8 +592,9 @@ def markdown(summary: dict[str, Any]) -> str:
     ]
     for name, rows in summary["sanity"]["rows"].items():
         for row in rows:
+            flat = f"; {row['flat_maps']} flat maps left out" if row["flat_maps"] else ""
             lines.append(
-                f"| {name} | {row['reset_to']} | {row['mean']:.2f} ({row['lo']:.2f} to {row['hi']:.2f}) |"
+                f"| {name} | {row['reset_to']} | {row['mean']:.2f} ({row['lo']:.2f} to {row['hi']:.2f}){flat} |"
             )
     return "\n".join(lines)
 

@@ -215,6 +215,29 @@ class FaceDetector:
         faces.sort(key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
         return faces
 
+    def detect_same_size(self, images: Sequence[Image.Image]) -> list[list[Face]]:
+        """Faces in each of several photos of one size (at most max_side, e.g. upscaled crops), in one
+        batched MTCNN pass: per photo every face above the threshold, largest first."""
+        if not images:
+            return []
+        if len({image.size for image in images}) != 1 or max(images[0].size) > self.max_side:
+            raise ValueError(f"detect_same_size needs photos of one size, at most {self.max_side} px")
+        with self._lock, torch.inference_mode():
+            self._mtcnn.min_face_size = max(self.min_face_size, 12)
+            boxes, scores, points = self._mtcnn.detect(list(images), landmarks=True)
+        found = []
+        for photo_boxes, photo_scores, photo_points in zip(boxes, scores, points, strict=True):
+            faces = []
+            if photo_boxes is not None:
+                faces = [
+                    self._face(as_box(box), tuple((float(x), float(y)) for x, y in marks), float(score))
+                    for box, score, marks in zip(photo_boxes, photo_scores, photo_points, strict=True)
+                    if score >= self.score_threshold
+                ]
+            faces.sort(key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
+            found.append(faces)
+        return found
+
     def _face(
         self, box: tuple[float, float, float, float], landmarks: tuple[tuple[float, float], ...], score: float
     ) -> Face:

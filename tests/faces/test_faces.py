@@ -203,3 +203,12 @@ def test_a_twin_detector_has_the_same_settings_and_finds_the_same_faces(astronau
     settings = ("min_face_size", "score_threshold", "max_faces", "max_side", "align", "min_roll")
     assert [getattr(twin, name) for name in settings] == [getattr(detector, name) for name in settings]
     assert [face.box for face in twin.detect(astronaut)] == [face.box for face in detector.detect(astronaut)]
+
+
+def test_detecting_same_size_photos_in_one_pass_finds_what_one_by_one_does(astronaut, detector) -> None:
+    photos = [astronaut.resize((256, 256)), Image.new("RGB", (256, 256), "white")]
+    together = detector.detect_same_size(photos)
+    alone = detector.detect(photos[0])
+    assert len(together) == 2 and together[1] == [] and len(together[0]) == len(alone) == 1
+    assert together[0][0].box == pytest.approx(alone[0].box, abs=1.0)
+    assert len(together[0][0].landmarks) == 5

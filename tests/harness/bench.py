@@ -30,7 +30,7 @@ from core.models.architectures import architectures, create_model
 from core.models.loading import load_model
 from core.models.registry import LoadedModel, list_models, save_model
 from core.paths import REPO_ROOT, home_dir
-from core.pipeline import analyze
+from core.pipeline import PAGE_RANDOM_MAPS, PAGE_STEPS, analyze, compare_in_analysis
 
 REPO = REPO_ROOT
 
@@ -118,6 +118,36 @@ def bench_pipeline(runs: int = 20) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def bench_compare(runs: int = 20) -> dict[str, Any]:
+    """What comparing where both models look on one face adds to the Analyze page (the 640x480 sample
+    portrait): parts, agreement and deletion vs a random map, reusing the analysis's Grad-CAMs."""
+    detector = FaceDetector()
+    models = default_models()
+    analysis = analyze(sample_photos()["640x480, 1 face"], models, detector)
+    for _ in range(3):
+        compare_in_analysis(analysis, 0, models[0], models[1])
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        compare_in_analysis(analysis, 0, models[0], models[1])
+        samples.append((time.perf_counter() - started) * 1000)
+    return {
+        "models": [m.name for m in models],
+        "steps": PAGE_STEPS,
+        "random_maps": PAGE_RANDOM_MAPS,
+        "median_ms": statistics.median(samples),
+        "p95_ms": percentile(samples, 95),
+    }
+
+
+def format_compare_report(row: dict[str, Any]) -> str:
+    return (
+        f"Saliency comparison of one face ({' vs '.join(row['models'])}, {row['steps']} deletion steps, "
+        f"{row['random_maps']} random map), added to the Analyze page: median {row['median_ms']:.0f} ms, "
+        f"p95 {row['p95_ms']:.0f} ms"
+    )
 
 
 @torch.inference_mode()
@@ -552,9 +582,12 @@ def format_live_report(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def main(video_only: bool = False, live_only: bool = False) -> int:
+def main(video_only: bool = False, live_only: bool = False, compare_only: bool = False) -> int:
     torch.set_num_threads(torch.get_num_threads())
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    if compare_only:
+        print(f"Machine: {machine}\n\n{format_compare_report(bench_compare())}")
+        return 0
     if live_only:
         live = [bench_live(every=every) for every in (1, 2)]
         webrtc = [bench_live_webrtc(every=every) for every in (1, 2)]
@@ -574,6 +607,7 @@ def main(video_only: bool = False, live_only: bool = False) -> int:
     report = {
         "machine": machine,
         "pipeline": bench_pipeline(),
+        "compare": bench_compare(),
         "classifiers": bench_classifiers(),
         "training": bench_training(),
         "peak_memory_mb": bench_memory(),
@@ -603,6 +637,8 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {row['photo']} | {row['faces']} | {stage} | {row[f'{stage}_median_ms']:.1f} | {row[f'{stage}_p95_ms']:.1f} |"
             )
+    if report.get("compare"):
+        lines += ["", format_compare_report(report["compare"])]
     lines += [
         "",
         "| architecture | parameters | faces/s at batch 1 | faces/s at batch 64 |",
@@ -644,8 +680,11 @@ def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.harness.bench", description=__doc__)
     parser.add_argument("--video-only", action="store_true", help="only the video section")
     parser.add_argument("--live-only", action="store_true", help="only the live camera section")
+    parser.add_argument(
+        "--compare-only", action="store_true", help="only the saliency comparison of one face"
+    )
     args = parser.parse_args(argv)
-    return main(video_only=args.video_only, live_only=args.live_only)
+    return main(video_only=args.video_only, live_only=args.live_only, compare_only=args.compare_only)
 
 
 if __name__ == "__main__":
