@@ -318,7 +318,8 @@ def run_saliency_study(args: argparse.Namespace) -> int:
     import time
 
     from core.data.datasets import load_dataset
-    from core.evaluation.saliency_study import markdown, recorded_at, run_study, write_study
+    from core.evaluation.saliency_store import markdown, write_study
+    from core.evaluation.saliency_study import recorded_at, run_study
     from core.faces.detection import FaceDetector
     from core.models.registry import find_model, home_dir
     from core.paths import portable_path

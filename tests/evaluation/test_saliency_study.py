@@ -10,7 +10,8 @@ import pytest
 
 from core.cli import main
 from core.data.datasets import load_dataset
-from core.evaluation.saliency_study import StudyError, bootstrap, load_study, parameter_layers
+from core.evaluation.saliency_store import StudyError, load_study
+from core.evaluation.saliency_study import bootstrap, parameter_layers
 from core.explain.compare import FACE_PARTS
 from core.labels import EMOTIONS
 from core.models.architectures import cam_layer_choices
