@@ -202,6 +202,8 @@ def deletion_probabilities(
         raise ValueError("steps must be at least 1")
     crops = np.asarray(crops, dtype=np.uint8)
     count, size = len(crops), crops.shape[-1]
+    if count == 0:
+        return np.zeros((0, steps + 1))
     flat_cams = np.asarray(cams, dtype=np.float64).reshape(count, -1)
     inside = np.flatnonzero(seen_region(model, size))
     removed_counts = np.round(np.linspace(0.0, 1.0, steps + 1) * inside.size).astype(int)
@@ -212,8 +214,11 @@ def deletion_probabilities(
         order[i] = np.lexsort((tie_break, -row[inside]))
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(inside.size)[None].repeat(count, 0), axis=1)
-    unique, which = np.unique(crops.reshape(count, -1), axis=0, return_inverse=True)
-    filled = np.stack([fill_image(c.reshape(size, size), fill) for c in unique]).reshape(len(unique), -1)
+    # One filled image per distinct crop (a face's own maps and random maps share it)
+    first_of: dict[bytes, int] = {}
+    which = np.array([first_of.setdefault(c.tobytes(), len(first_of)) for c in crops], dtype=np.int64)
+    firsts = np.unique(which, return_index=True)[1]  # numbered in order of first appearance
+    filled = np.stack([fill_image(crops[i], fill) for i in firsts]).reshape(len(firsts), -1)
     flat = crops.reshape(count, -1)
     middle = np.repeat(flat[:, None], max(steps - 1, 0), axis=1)  # (N, steps - 1, S*S)
     for k, removed in enumerate(removed_counts[1:-1]):
