@@ -24,7 +24,7 @@ from core.faces.detection import CropFrame, crop_face
 from core.models.architectures import cam_layer, cam_layer_choices, cam_layers, create_model
 from core.models.loading import load_model
 from core.models.registry import LoadedModel
-from core.pipeline import analyze, compare_in_analysis
+from core.pipeline import add_saliency, analyze, compare_in_analysis
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +148,11 @@ def test_comparison_in_an_analysis_reuses_its_heatmaps(
     with pytest.raises(IndexError):
         compare_in_analysis(analysis, 5, *models)
 
+    chosen = add_saliency(analysis, models, "gradcam", cam_class=3)  # maps of one class for both
+    result = compare_in_analysis(chosen, 0, *models)
+    assert result.targets == {name: 3 for name in tiny_registry}
+    assert result.confidences["tiny_a"] == pytest.approx(float(analysis.faces[0].probabilities["tiny_a"][3]))
+
 
 def test_layers_to_read_can_be_chosen() -> None:
     torch.manual_seed(0)
@@ -159,5 +164,8 @@ def test_layers_to_read_can_be_chosen() -> None:
     coarse = attention_maps(model, crop[None], [0])[0]
     finer = attention_maps(model, crop[None], [0], layer="block2")[0]
     assert coarse.shape == finer.shape == (48, 48) and not np.allclose(coarse, finer)
+    assert cam_layers(module, "last-1") == [choices["block2"]] and cam_layers(module, "last") == [
+        cam_layer(module)
+    ]
     with pytest.raises(ValueError, match="block1, block2, block3"):
         cam_layers(module, "block9")
