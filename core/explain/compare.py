@@ -388,14 +388,17 @@ def describe_parts(name: str, shares: dict[str, float]) -> str:
 
 
 def describe_deletion(name: str, curve: DeletionCurve, random: DeletionCurve) -> str:
-    """'removing A's top 10 % drops A's confidence from 89 % to 31 %, a random 10 % drops it to 85 %'."""
+    """'removing A's top 10% drops A's confidence from 89% to 31%, a random 10% to 85%'."""
     fraction = float(curve.fractions[1])
     start, after, chance = curve.probabilities[0], curve.probabilities[1], random.probabilities[1]
-    verb = "drops" if after < start else "moves"
-    return (
-        f"removing {name}'s top {fraction:.0%} {verb} {name}'s confidence from {start:.0%} to {after:.0%}, "
-        f"a random {fraction:.0%} to {chance:.0%}"
-    )
+    top = f"removing {name}'s top {fraction:.0%}"
+    if round(after * 100) == round(start * 100):
+        change = f"leaves {name}'s confidence at {start:.0%}"
+    else:
+        change = (
+            f"{'drops' if after < start else 'raises'} {name}'s confidence from {start:.0%} to {after:.0%}"
+        )
+    return f"{top} {change}, a random {fraction:.0%} to {chance:.0%}"
 
 
 def comparison_sentence(comparison: FaceComparison) -> str:

@@ -107,6 +107,11 @@ def test_a_map_of_the_evidence_deletes_faster_than_random_maps() -> None:
     assert curve.probabilities[0] > 0.9 and curve.probabilities[1] < 0.2  # the patch is gone after 10 %
     assert random.probabilities[1] > 0.5
     assert curve.auc < random.auc - 0.2
+    words = compare_module.describe_deletion("patch", curve, random)
+    assert (
+        words.startswith("removing patch's top 10% drops patch's confidence from 9")
+        and "a random 10% to" in words
+    )
     assert np.all(np.diff(curve.probabilities) <= 1e-6)
 
 
