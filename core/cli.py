@@ -311,6 +311,12 @@ def add_saliency_study_parser(commands: argparse._SubParsersAction) -> None:
         "--no-landmarks", action="store_true", help="typical landmarks for every face (no MTCNN)"
     )
     parser.add_argument("--record", action="store_true", help="store the study beside model A's card")
+    parser.add_argument(
+        "--draw",
+        default=None,
+        metavar="PNG",
+        help="only draw the recorded study's mean maps per emotion to PNG",
+    )
 
 
 def run_saliency_study(args: argparse.Namespace) -> int:
@@ -324,6 +330,8 @@ def run_saliency_study(args: argparse.Namespace) -> int:
     from core.models.registry import find_model, home_dir
     from core.paths import portable_path
 
+    if args.draw:
+        return _draw_study(args.models or ["baseline", "masked"], Path(args.draw))
     models = _models(args.models)
     if len(models) != 2:
         raise LookupError("the study compares two models: name them with --models A B")
@@ -358,6 +366,22 @@ def run_saliency_study(args: argparse.Namespace) -> int:
         except LookupError:
             folder = home_dir() / "models"
         print(f"recorded {write_study(summary, maps, folder)}", file=sys.stderr)
+    return 0
+
+
+def _draw_study(names: Sequence[str], path: Path) -> int:
+    from core.evaluation.saliency_store import load_study
+    from core.explain.figures import save_mean_maps
+
+    a, b = names
+    study = load_study(a, b)
+    if study is None:
+        raise LookupError(
+            f"no recorded study of {a} and {b}: run `python -m core saliency-study --record` first"
+        )
+    for subset in ("all", "correct"):
+        out = path.with_name(f"{path.stem}-{subset}{path.suffix}") if subset != "all" else path
+        print(f"wrote {save_mean_maps(study.maps, (a, b), out, subset)}")
     return 0
 
 

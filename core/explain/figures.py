@@ -89,3 +89,43 @@ def _save(figure: Any, path: Path) -> Path:
     figure.tight_layout()
     figure.savefig(path)
     return path
+
+
+def save_mean_maps(
+    maps: dict[str, np.ndarray], names: tuple[str, str], path: Path, subset: str = "all"
+) -> Path:
+    """A grid of a study's mean maps per emotion (see core.evaluation.saliency_store.SaliencyStudy):
+    rows A, B (one colour scale) and B - A, one column per emotion."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from core.labels import EMOTIONS
+
+    a, b = names
+    rows = [(a, maps[f"a_{subset}"]), (b, maps[f"b_{subset}"]), (f"{b} - {a}", maps[f"difference_{subset}"])]
+    top = max(float(rows[0][1].max()), float(rows[1][1].max()), 1e-6)
+    limit = max(float(np.abs(rows[2][1]).max()), 1e-6)
+    figure = Figure(figsize=(1.3 * len(EMOTIONS) + 0.6, 4.2), dpi=100)
+    grid = figure.subplots(3, len(EMOTIONS))
+    for row, (label, values) in enumerate(rows):
+        difference = row == 2
+        for column, emotion in enumerate(EMOTIONS):
+            axes = grid[row, column]
+            image = axes.imshow(
+                values[column],
+                cmap=DIFFERENCE_COLOURS if difference else MAP_COLOURS,
+                vmin=-limit if difference else 0,
+                vmax=limit if difference else top,
+            )
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if row == 0:
+                axes.set_title(emotion, fontsize=9)
+            if column == 0:
+                axes.set_ylabel(label, fontsize=9)
+        figure.colorbar(image, ax=list(grid[row]), fraction=0.02)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path

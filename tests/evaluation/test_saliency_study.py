@@ -60,6 +60,9 @@ def test_study_command_records_a_valid_study_that_load_study_reads(
     assert study.maps["a_all"].shape == (7, 48, 48)
     assert np.allclose(study.maps["difference_all"], study.maps["b_all"] - study.maps["a_all"], atol=1e-5)
     assert load_study("tiny_b", "tiny_a") is None  # the order matters: B - A
+    drawn = tmp_path / "maps.png"
+    assert main(["saliency-study", "--models", *tiny_registry, "--draw", str(drawn)]) == 0
+    assert drawn.stat().st_size > 1000 and (tmp_path / "maps-correct.png").exists()
 
     study.path.write_text(json.dumps({**summary, "version": 99}))
     with pytest.raises(StudyError, match="version"):
