@@ -134,7 +134,7 @@ class DeletionCurve:
     fractions: np.ndarray
     probabilities: np.ndarray
     auc: float
-    fill: str
+    fill: str = "blur"
 
     def at(self, fraction: float) -> float:
         """The probability after removing `fraction` of the pixels (interpolated between steps)."""
