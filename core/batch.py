@@ -44,6 +44,21 @@ class FileResult:
             return "unreadable"
         return "ok" if self.analysis.faces else "no face"
 
+    def to_dict(self) -> dict:
+        """The JSON object of this file: "image", "error" (null when read) and the analysis."""
+        entry = {"image": str(self.path), "error": self.error}
+        if self.analysis is not None:
+            entry.update(self.analysis.to_dict())
+        return entry
+
+    def csv_rows(self) -> list[list]:
+        """Rows under BATCH_CSV_COLUMNS: one per face and model, or one saying why there is none."""
+        source, analysis = str(self.path), self.analysis
+        if analysis is not None and analysis.faces:
+            return [[row[0], "ok", *row[1:], ""] for row in analysis.csv_rows(source)]
+        blanks = [""] * (len(BATCH_CSV_COLUMNS) - 3)
+        return [[source, self.status, *blanks, self.error or ""]]
+
 
 def image_paths(paths: Sequence[str]) -> list[Path]:
     """The image files named or found (recursively, by suffix) in folders, in order.
@@ -137,10 +152,7 @@ class JsonWriter:
         self.out.write("[\n")
 
     def write(self, result: FileResult) -> None:
-        entry = {"image": str(result.path), "error": result.error}
-        if result.analysis is not None:
-            entry.update(result.analysis.to_dict())
-        self.out.write(("" if self.count == 0 else ",\n") + json.dumps(entry, indent=2))
+        self.out.write(("" if self.count == 0 else ",\n") + json.dumps(result.to_dict(), indent=2))
         self.out.flush()
         self.count += 1
 
@@ -158,13 +170,7 @@ class CsvWriter:
         self.writer.writerow(BATCH_CSV_COLUMNS)
 
     def write(self, result: FileResult) -> None:
-        source, analysis = str(result.path), result.analysis
-        if analysis is not None and analysis.faces:
-            rows = [[row[0], "ok", *row[1:], ""] for row in analysis.csv_rows(source)]
-        else:
-            blanks = [""] * (len(BATCH_CSV_COLUMNS) - 3)
-            rows = [[source, result.status, *blanks, result.error or ""]]
-        self.writer.writerows(rows)
+        self.writer.writerows(result.csv_rows())
         self.out.flush()
 
     def close(self) -> None:

@@ -150,6 +150,9 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--threshold", type=float, default=0.9, help="face detector score threshold")
     parser.add_argument("--max-faces", type=int, default=20)
+    from core.scale.cli import add_ray_options  # issue 23: predict on Ray
+
+    add_ray_options(parser)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -165,6 +168,10 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     from core.faces.detection import FaceDetector
 
+    if args.ray is not None:  # issue 23: predict on Ray
+        from core.scale.cli import run_predict_on_ray
+
+        return run_predict_on_ray(args, [model.name for model in _models(args.models)])
     if args.json and args.csv == "-":
         raise ValueError("--json and --csv both write to stdout: give --csv a file name")
     paths = image_paths(args.paths)

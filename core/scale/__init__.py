@@ -1,0 +1,14 @@
+"""Running the pipeline, evaluation and training on Ray (issue 23); the top wing, it may import any other.
+
+    session.py    connect to a Ray cluster (an address, RAY_ADDRESS) or start a local one for a run
+    results.py    the output folder of a batch: CSV and JSONL rows written once each, resumable
+    ray_batch.py  `predict --ray`: Ray Data reads the inputs, an actor pool holds detector and models
+    ray_train.py  data-parallel training with Ray Train's TorchTrainer (DDP, gloo on CPU)
+    ray_jobs.py   RayRunner: training jobs submitted with the Ray Jobs API (FER_STUDIO_JOBS=ray)
+    ray_entry.py  what a Ray job runs: one job of the job store, trained and registered
+
+Ray is optional (requirements-ray.txt): nothing outside this package imports it, and these
+modules import it only inside functions, so `import core.scale.X` works without Ray installed.
+"""
+
+DEFAULT_BATCH_SIZE = 8  # files per actor call: small enough to spread a few hundred files over the actors

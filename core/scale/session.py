@@ -1,0 +1,84 @@
+"""Connect to Ray for one run: a given address, RAY_ADDRESS, or a local Ray started (and stopped) for it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import core
+
+CORE_DIR = Path(core.__file__).resolve().parent
+# Environment variables a worker needs to find what the driver finds (models, data, caches).
+ENV_PREFIXES = ("FER_STUDIO_",)
+# Read when ray is imported: "0" makes a local Ray take 127.0.0.1 as its node address, so its servers
+# listen on loopback only (by default Ray 2.60 swaps 127.0.0.1 for the machine's address and listens on all).
+LOOPBACK_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def worker_env() -> dict[str, str]:
+    """The FER_STUDIO_* settings of this process, for the workers' runtime_env."""
+    return {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIXES)}
+
+
+def runtime_env(ship_code: bool) -> dict[str, Any]:
+    """Ray's runtime_env for our tasks: our settings, and (on a cluster) this checkout's core/ package."""
+    env: dict[str, Any] = {"env_vars": worker_env()}
+    if ship_code:
+        env["py_modules"] = [str(CORE_DIR)]
+    return env
+
+
+def resolve_address(address: str | None) -> str | None:
+    """The cluster to use: the address given, else RAY_ADDRESS, else None (start a local Ray)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def quiet_ray_data() -> None:
+    """Results in input order; our own progress bar and summary instead of Ray Data's bars and INFO lines.
+
+    Call before making a dataset: each dataset keeps a copy of the context it was made in.
+    """
+    import ray
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Ray for the length of a `with` block.
+
+    Ray already initialised in this process (a test, a notebook) is used as it is and left running.
+    A local Ray listens on 127.0.0.1 only, without the dashboard. On a cluster, this checkout's
+    core/ package travels with the run (py_modules); torch and the rest must be installed there.
+    """
+    address = resolve_address(address)
+    if not address:
+        os.environ.setdefault(LOOPBACK_NODE, "0")
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address:
+        ray.init(address=address, runtime_env=runtime_env(ship_code=True), **common)
+    else:
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            **common,
+        )
+    try:
+        yield
+    finally:
+        ray.shutdown()

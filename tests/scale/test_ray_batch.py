@@ -1,0 +1,142 @@
+"""predict on a real local Ray: the local path's rows and probabilities, resume, a killed actor."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.batch import CsvWriter, image_paths, predict_files
+from core.cli import main
+from core.faces.detection import PHOTO_MIN_FACE_SIZE, FaceDetector
+from core.models.loading import load_model
+from core.scale.ray_batch import PredictSettings, collect_inputs, predict_on_ray
+from tests.scale.conftest import write_photos
+
+pytestmark = pytest.mark.slow
+
+
+def local_csv(paths: list[Path], names: list[str]) -> str:
+    """What `predict --csv` writes for these files."""
+    buffer = io.StringIO(newline="")
+    writer = CsvWriter(buffer)
+    for result in predict_files(paths, [load_model(n) for n in names], FaceDetector()):
+        writer.write(result)
+    return buffer.getvalue()
+
+
+def read(path: Path) -> str:
+    """A file's text with its line endings as written (CSV rows end in \\r\\n)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return handle.read()
+
+
+def jsonl(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_ray_gives_the_local_rows_boxes_and_probabilities(
+    local_ray, tiny_registry, astronaut: Image.Image, tmp_path: Path, capsys
+) -> None:
+    photos = write_photos(tmp_path / "photos", astronaut)
+    local_out = tmp_path / "local.csv"
+    assert main(["predict", str(photos), "--models", *tiny_registry, "--json", "--csv", str(local_out)]) == 2
+    local_entries = json.loads(capsys.readouterr().out)
+
+    records: list[dict] = []
+    settings = PredictSettings(tuple(tiny_registry), PHOTO_MIN_FACE_SIZE)
+    summary = predict_on_ray([str(photos)], tmp_path / "out", settings, on_record=records.append)
+
+    assert read(tmp_path / "out" / "predictions.csv") == read(local_out)
+    assert jsonl(tmp_path / "out") == local_entries
+    assert summary.statuses == {"ok": 3, "no face": 1, "unreadable": 1} and summary.skipped == 0
+    broken = next(e for e in local_entries if e["image"].endswith("broken.jpg"))
+    assert broken["error"].startswith("not a readable image")
+    # Full precision: every face's box and probabilities as the local pipeline computes them.
+    models = [load_model(name) for name in tiny_registry]
+    local = list(predict_files(image_paths([str(photos)]), models, FaceDetector()))
+    assert [r["image"] for r in records] == [str(r.path) for r in local]
+    for record, result in zip(records, local, strict=True):
+        faces = result.analysis.faces if result.analysis else []
+        remote = json.loads(record["probabilities"])
+        assert len(remote) == len(faces)
+        for face_probs, face in zip(remote, faces, strict=True):
+            for name in tiny_registry:
+                np.testing.assert_allclose(face_probs[name], face.probabilities[name], atol=1e-5, rtol=0)
+        entry = json.loads(record["entry"])
+        assert [f["box"] for f in entry.get("faces", [])] == [f.face.as_dict()["box"] for f in faces]
+
+
+def test_a_rerun_skips_what_is_done_and_finishes_a_torn_run(
+    local_ray, tiny_registry, astronaut: Image.Image, tmp_path: Path, capsys
+) -> None:
+    photos = write_photos(tmp_path / "photos", astronaut)
+    out = tmp_path / "out"
+    command = ["predict", str(photos), "--models", *tiny_registry, "--ray", "--out", str(out)]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "ray: 5 images" in err and "1 unreadable" in err and "0 skipped" in err
+    assert "error: 1 of 5 images could not be read" in err
+    complete = {name: read(out / name) for name in ("predictions.csv", "predictions.jsonl")}
+
+    # A run that died while writing: the last file's CSV rows are there, its JSONL line torn.
+    lines = complete["predictions.jsonl"].splitlines(keepends=True)
+    assert [json.loads(line)["image"].rsplit("/", 1)[1] for line in lines[-2:]] == [
+        "face01.png",
+        "face02.png",
+    ]
+    (out / "predictions.jsonl").write_text("".join(lines[:-2]) + lines[-2][:30])
+    assert main(command) == 0  # this run's files were all read
+    err = capsys.readouterr().err
+    assert "ray: 2 images" in err and "2 ok" in err and "3 skipped" in err
+    assert {name: read(out / name) for name in complete} == complete
+
+    assert main(command) == 0  # nothing left to do
+    assert "ray: 0 images" in capsys.readouterr().err
+    assert {name: read(out / name) for name in complete} == complete
+
+
+def test_a_killed_actor_loses_nothing_and_doubles_nothing(
+    local_ray, tiny_registry, astronaut: Image.Image, tmp_path: Path
+) -> None:
+    photos = write_photos(tmp_path / "photos", astronaut, copies=12)
+    killed: list[int] = []
+
+    def kill_first_actor(record: dict) -> None:
+        if not killed:
+            killed.append(int(record["pid"]))
+            os.kill(killed[0], signal.SIGKILL)
+
+    records: list[dict] = []
+
+    def watch(record: dict) -> None:
+        kill_first_actor(record)
+        records.append(record)
+
+    settings = PredictSettings(tuple(tiny_registry), PHOTO_MIN_FACE_SIZE)
+    summary = predict_on_ray(
+        [str(photos)], tmp_path / "out", settings, actors=2, batch_size=1, on_record=watch
+    )
+    names = [str(p) for p in image_paths([str(photos)])]
+    assert killed and any(int(r["pid"]) != killed[0] for r in records)  # the pool went on without it
+    assert [entry["image"] for entry in jsonl(tmp_path / "out")] == names
+    assert summary.written == len(names) == 14
+    paths = image_paths([str(photos)])
+    assert read(tmp_path / "out" / "predictions.csv") == local_csv(paths, tiny_registry)
+
+
+def test_inputs_from_list_files_folders_and_uris(tmp_path: Path, astronaut: Image.Image) -> None:
+    photos = write_photos(tmp_path / "photos", astronaut, copies=1)
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"# photos\n{photos / 'face00.png'}\n\n{photos}\ns3://bucket/faces/\n")
+    inputs = collect_inputs([str(listing)])
+    assert inputs.files[0] == str(photos / "face00.png") and len(inputs.files) == 4
+    assert inputs.uris == ["s3://bucket/faces/"]
+    with pytest.raises(FileNotFoundError):
+        collect_inputs([str(tmp_path / "missing")])
