@@ -19,7 +19,7 @@ $(RUN_STAMP): requirements.txt Makefile | $(PY)
 	touch $@
 
 # The app's requirements plus tests, lint, types and the browser driver.
-$(DEV_STAMP): requirements-dev.txt requirements.txt Makefile | $(PY)
+$(DEV_STAMP): requirements-dev.txt requirements-ray.txt requirements.txt Makefile | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(RUN_STAMP)
 

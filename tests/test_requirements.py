@@ -35,7 +35,9 @@ def test_runtime_requirements_carry_no_development_tools() -> None:
     )
     assert runtime_options == [], "requirements.txt must install with plain `pip install -r` on any host"
     assert {"facenet-pytorch", "torch", "torchvision", "streamlit", "grad-cam"} <= runtime
-    assert dev_options == ["-r requirements.txt"] and dev >= DEV_TOOLS
+    assert dev_options == ["-r requirements.txt", "-r requirements-ray.txt"] and dev >= DEV_TOOLS
+    ray_names, _ = requirement_names(REPO / "requirements-ray.txt")  # optional (issue 23): not a host's
+    assert ray_names == {"ray"} and "ray" not in runtime
 
 
 @pytest.mark.slow

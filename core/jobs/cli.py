@@ -42,11 +42,11 @@ def add_jobs_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_jobs(args: argparse.Namespace) -> int:
-    from core.jobs.runner import LocalRunner
+    from core.jobs.runner import get_runner
 
     if args.jobs_command == "worker":
         return _run_worker(args)
-    runner = LocalRunner()
+    runner = get_runner()
     if args.jobs_command in ("list", "show"):
         _warn_about_settings()
     if args.jobs_command == "submit":

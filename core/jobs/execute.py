@@ -46,8 +46,17 @@ def _never() -> bool:
     return False
 
 
-def run_job(job_id: int, should_stop: Callable[[], bool] = _never, store: JobStore | None = None) -> str:
-    """Run a queued job to its end; returns its final status ('skipped' if it was not queued)."""
+def run_job(
+    job_id: int,
+    should_stop: Callable[[], bool] = _never,
+    store: JobStore | None = None,
+    train_fn: Callable[..., dict[str, Any]] | None = None,
+) -> str:
+    """Run a queued job to its end; returns its final status ('skipped' if it was not queued).
+
+    train_fn trains in place of core.training.train, with its arguments (config, run_dir, on_epoch=,
+    should_stop=): core.scale.ray_train.train_distributed on Ray (issue 23).
+    """
     store = store or JobStore()
     if not store.claim(job_id, os.getpid()):
         return "skipped"
@@ -55,7 +64,7 @@ def run_job(job_id: int, should_stop: Callable[[], bool] = _never, store: JobSto
     log = job_logger(job)
     stop = StopCheck(store, job_id, should_stop)
     try:
-        status, error = _train_and_register(job, store, log, stop)
+        status, error = _train_and_register(job, store, log, stop, train_fn)
     except Exception as err:  # a failed job keeps its error and log, whatever went wrong
         log.exception("job failed")
         status, error = FAILED, f"{type(err).__name__}: {err}"
@@ -68,7 +77,11 @@ def run_job(job_id: int, should_stop: Callable[[], bool] = _never, store: JobSto
 
 
 def _train_and_register(
-    job: Job, store: JobStore, log: logging.Logger, stop: StopCheck
+    job: Job,
+    store: JobStore,
+    log: logging.Logger,
+    stop: StopCheck,
+    train_fn: Callable[..., dict[str, Any]] | None = None,
 ) -> tuple[str, str | None]:
     from core.training.config import TrainConfig
     from core.training.loop import StopRequested, train
@@ -98,7 +111,7 @@ def _train_and_register(
         )
 
     try:
-        summary = train(config, job.run_dir, on_epoch=on_epoch, should_stop=stop)
+        summary = (train_fn or train)(config, job.run_dir, on_epoch=on_epoch, should_stop=stop)
     except StopRequested as stopped:
         log.info("%s; the last epoch's checkpoint is kept", stopped)
         if stop.cancelled:

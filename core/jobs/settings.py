@@ -7,6 +7,9 @@ FER_STUDIO_DATA_ROOTS  folders that datasets must lie in, separated by os.pathse
                        (default: ../shared/datasets next to the repository and $FER_STUDIO_HOME/datasets)
 FER_STUDIO_WORKER_IDLE seconds an idle worker waits before it exits (default 600; 0: never)
 FER_STUDIO_WORKER_NICE niceness added to the worker, so trainings yield the CPU to the app (default 10)
+FER_STUDIO_JOBS        where jobs run: local (default), ray (the cluster of RAY_ADDRESS, else this machine's),
+                       or a Ray dashboard address such as http://head:8265 (core.scale.ray_jobs; issue 23)
+FER_STUDIO_RAY_WORKERS training workers per job on Ray (default 1; 2 or more: DDP with Ray Train)
 
 SETTINGS says what each allows; check_settings() reads them all and names every bad one.
 """
@@ -72,6 +75,13 @@ def _number(minimum: float, maximum: float | None = None, whole: bool = False) -
     return parse
 
 
+def _backend(value: str) -> str:
+    """local, ray, or an address with a scheme (http://, https://, ray://)."""
+    if value.lower() in ("local", "ray") or "://" in value:
+        return value.lower() if "://" not in value else value
+    raise ValueError(value)
+
+
 def _folders(value: str) -> list[Path]:
     folders = [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
     if not folders:
@@ -87,6 +97,11 @@ SETTINGS = {
         Setting("FER_STUDIO_WORKER_IDLE", "600", "seconds, 0 or more (0: never exit)", _number(0)),
         Setting("FER_STUDIO_WORKER_NICE", "10", "a whole number from 0 to 19", _number(0, 19, whole=True)),
         Setting("FER_STUDIO_DATA_ROOTS", "", f"one or more folders separated by {os.pathsep!r}", _folders),
+        # issue 23: jobs on Ray
+        Setting(
+            "FER_STUDIO_JOBS", "local", "local, ray, or a Ray dashboard address (http://HOST:8265)", _backend
+        ),
+        Setting("FER_STUDIO_RAY_WORKERS", "1", "a whole number, 1 or more", _number(1, whole=True)),
     )
 }
 
