@@ -1,6 +1,8 @@
 """Background training jobs: submit a run, watch it, cancel or resume it.
 
     runner.py    the JobRunner interface and LocalRunner (the app and the CLI use only this)
+    ray_runner.py  RayRunner: jobs through the Ray Jobs API (FER_STUDIO_JOBS=ray; optional, issue 23)
+    backends.py  get_runner: the runner FER_STUDIO_JOBS picks
     store.py     job rows, per-epoch metrics and states in SQLite
     queue.py     huey on SQLite carrying job ids to the worker
     worker.py    the worker process (one per data folder, an flock) and ensure_worker()
@@ -11,7 +13,8 @@
 Nothing here imports streamlit, and only execute.py (in the worker) imports torch eagerly.
 """
 
-from core.jobs.runner import JobRunner, LocalRunner, get_runner, validate_config
+from core.jobs.backends import get_runner
+from core.jobs.runner import JobRunner, LocalRunner, validate_config
 from core.jobs.settings import (
     JobError,
     SettingsError,

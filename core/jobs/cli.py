@@ -42,7 +42,7 @@ def add_jobs_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_jobs(args: argparse.Namespace) -> int:
-    from core.jobs.runner import get_runner
+    from core.jobs.backends import get_runner
 
     if args.jobs_command == "worker":
         return _run_worker(args)

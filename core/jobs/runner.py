@@ -134,15 +134,3 @@ def validate_config(config: TrainConfig) -> TrainConfig:
                 f"(registered: {', '.join(names) or 'none'})"
             )
     return config
-
-
-def get_runner() -> JobRunner:
-    """The runner for this deployment: FER_STUDIO_JOBS=ray (or a Ray address) is core.scale's RayRunner."""
-    from core.jobs.settings import setting
-
-    backend = setting("FER_STUDIO_JOBS")
-    if backend != "local":  # issue 23: imported only when chosen (Ray is optional)
-        from core.scale.ray_jobs import RayRunner
-
-        return RayRunner(None if backend == "ray" else backend)
-    return LocalRunner()

@@ -4,8 +4,11 @@
     results.py    the output folder of a batch: CSV and JSONL rows written once each, resumable
     ray_batch.py  `predict --ray`: Ray Data reads the inputs, an actor pool holds detector and models
     ray_train.py  data-parallel training with Ray Train's TorchTrainer (DDP, gloo on CPU)
-    ray_jobs.py   RayRunner: training jobs submitted with the Ray Jobs API (FER_STUDIO_JOBS=ray)
-    ray_entry.py  what a Ray job runs: one job of the job store, trained and registered
+    ray_entry.py  what a Ray job of core.jobs.ray_runner.RayRunner runs: one job, trained and registered
+    cli.py        the --ray options of `python -m core predict`
+
+The job backend itself, RayRunner (FER_STUDIO_JOBS=ray), lives in the jobs wing (core/jobs/ray_runner.py):
+get_runner picks it, and a wing may not import one above it.
 
 Ray is optional (requirements-ray.txt): nothing outside this package imports it, and these
 modules import it only inside functions, so `import core.scale.X` works without Ray installed.

@@ -26,9 +26,10 @@ from typing import Any
 
 from core.batch import FileResult, image_paths, predict_files, progress_bar
 from core.faces.images import SUFFIXES, ImageError, decode_image
+from core.jobs.ray_runner import worker_env
 from core.scale import DEFAULT_BATCH_SIZE
 from core.scale.results import ResultsFolder
-from core.scale.session import quiet_ray_data, ray_session, worker_env
+from core.scale.session import quiet_ray_data, ray_session
 
 LIST_SUFFIXES = (".txt", ".lst")
 

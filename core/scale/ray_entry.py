@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     from core.jobs.execute import run_job
+    from core.jobs.ray_runner import RayJobStore
     from core.jobs.store import CANCELLED, SUCCEEDED
-    from core.scale.ray_jobs import RayJobStore
     from core.scale.ray_train import train_distributed
 
     parser = argparse.ArgumentParser(prog="python -m core.scale.ray_entry")

@@ -1,6 +1,6 @@
 """Data-parallel training on Ray: Ray Train's TorchTrainer, DDP (gloo on CPU, nccl on GPUs).
 
-The run folder is core.training's: config.json, checkpoint.pt (same keys; the weights without
+The run folder is core.training.loop's: config.json, checkpoint.pt (same keys; the weights without
 DDP's "module." prefix), best.pt, metrics.jsonl and summary.json, written by rank 0 into a folder
 every worker reaches (a shared filesystem on a cluster). Each rank reads its share of the faces
 (DistributedSampler) in batches of batch_size / workers, so the global batch is the local one.
@@ -22,8 +22,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from core.scale.session import worker_env
-from core.training import EpochCallback, StopRequested, TrainConfig
+from core.jobs.ray_runner import worker_env
+from core.training.config import TrainConfig
+from core.training.loop import EpochCallback, StopRequested
 
 STOP_FILE = "stop-requested"
 POLL_SECONDS = 0.5
@@ -112,7 +113,7 @@ class MetricsWatcher:
                     self.on_epoch(row)
 
     def _rows(self) -> list[dict[str, Any]]:
-        from core.training import _parsed_rows
+        from core.training.loop import _parsed_rows
 
         if not self.path.exists():
             return []
@@ -139,9 +140,9 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     from torch.utils.data.distributed import DistributedSampler
 
     os.environ.update(loop_config["env"])
-    from core import training as local
-    from core.architectures import create_model
-    from core.preprocess import DEFAULT_PREPROCESSING
+    from core.models.architectures import create_model
+    from core.models.preprocess import DEFAULT_PREPROCESSING
+    from core.training import loop as local
 
     config = TrainConfig.from_dict(loop_config["config"])
     run_dir = Path(loop_config["run_dir"])

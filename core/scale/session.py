@@ -6,30 +6,13 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import core
+from core.jobs.ray_runner import runtime_env
 
-CORE_DIR = Path(core.__file__).resolve().parent
-# Environment variables a worker needs to find what the driver finds (models, data, caches).
-ENV_PREFIXES = ("FER_STUDIO_",)
 # Read when ray is imported: "0" makes a local Ray take 127.0.0.1 as its node address, so its servers
 # listen on loopback only (by default Ray 2.60 swaps 127.0.0.1 for the machine's address and listens on all).
 LOOPBACK_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-def worker_env() -> dict[str, str]:
-    """The FER_STUDIO_* settings of this process, for the workers' runtime_env."""
-    return {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIXES)}
-
-
-def runtime_env(ship_code: bool) -> dict[str, Any]:
-    """Ray's runtime_env for our tasks: our settings, and (on a cluster) this checkout's core/ package."""
-    env: dict[str, Any] = {"env_vars": worker_env()}
-    if ship_code:
-        env["py_modules"] = [str(CORE_DIR)]
-    return env
 
 
 def resolve_address(address: str | None) -> str | None:

@@ -12,10 +12,10 @@ import pytest
 
 from core.cli import main
 from core.jobs import ACTIVE, Job, get_runner
-from core.registry import list_models
-from core.scale.ray_jobs import RayRunner
-from core.training import TrainConfig
-from tests.conftest import write_fer_folders
+from core.jobs.ray_runner import RayRunner
+from core.models.registry import list_models
+from core.training.config import TrainConfig
+from tests.helpers import write_fer_folders
 from tests.scale.conftest import ray
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from core.scale.ray_train import train_distributed
-from core.training import StopRequested, TrainConfig
+from core.training.config import TrainConfig
+from core.training.loop import StopRequested
 
 pytestmark = pytest.mark.slow
 

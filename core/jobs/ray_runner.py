@@ -1,8 +1,9 @@
-"""RayRunner: the job system's backend on a Ray cluster, through the Ray Jobs API.
+"""RayRunner: the job system's backend on a Ray cluster, through the Ray Jobs API (issue 23).
 
 Jobs keep their rows in the same JobStore (SQLite in $FER_STUDIO_HOME/jobs) and their folders,
 run folders and registered models where local jobs put them: each job is a Ray job whose
-entrypoint, core.scale.ray_entry, runs core.jobs.execute.run_job on the cluster. So the cluster
+entrypoint, core.scale.ray_entry (named, not imported: it sits above this wing), runs
+core.jobs.execute.run_job on the cluster. So the cluster
 must see $FER_STUDIO_HOME and the datasets at the same paths (this machine's Ray, or a shared
 filesystem). Cancel sets the row's flag, which the running trainer reads after each batch (a
 queued job's Ray job is stopped at once); status, log and metrics read the row, and a Ray job
@@ -12,21 +13,40 @@ that ended without finishing its row (killed, lost node) marks it failed or inte
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import core
 from core.jobs.runner import LocalRunner
 from core.jobs.settings import setting
 from core.jobs.store import ACTIVE, FAILED, INTERRUPTED, QUEUED, Job, JobStore
-from core.scale.session import runtime_env
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
 ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
+ENTRYPOINT = "core.scale.ray_entry"
+CORE_DIR = Path(core.__file__).resolve().parent
+# Environment variables a Ray worker needs to find what this process finds (models, data, caches).
+ENV_PREFIXES = ("FER_STUDIO_",)
+
+
+def worker_env() -> dict[str, str]:
+    """The FER_STUDIO_* settings of this process, for the workers' runtime_env."""
+    return {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIXES)}
+
+
+def runtime_env(ship_code: bool) -> dict[str, Any]:
+    """Ray's runtime_env for our work: our settings, and (on a cluster) this checkout's core/ package."""
+    env: dict[str, Any] = {"env_vars": worker_env()}
+    if ship_code:
+        env["py_modules"] = [str(CORE_DIR)]
+    return env
 
 
 class RayJobStore(JobStore):
@@ -109,9 +129,7 @@ class RayRunner(LocalRunner):
     def _enqueue(self, job: Job) -> Job:
         workers = int(setting("FER_STUDIO_RAY_WORKERS"))
         python = setting_python()
-        entrypoint = shlex.join(
-            [python, "-m", "core.scale.ray_entry", str(job.id), "--workers", str(workers)]
-        )
+        entrypoint = shlex.join([python, "-m", ENTRYPOINT, str(job.id), "--workers", str(workers)])
         submission = f"fer-studio-job-{job.id}-{int(time.time() * 1000)}"
         self.client.submit_job(
             entrypoint=entrypoint,
@@ -131,6 +149,4 @@ class RayRunner(LocalRunner):
 
 def setting_python() -> str:
     """The interpreter the cluster runs jobs with: FER_STUDIO_RAY_PYTHON, else this one."""
-    import os
-
     return os.environ.get("FER_STUDIO_RAY_PYTHON", "").strip() or sys.executable
