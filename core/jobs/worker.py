@@ -27,6 +27,7 @@ from core.jobs.settings import (
     data_roots,
     jobs_dir,
     max_running,
+    setting,
     training_enabled,
     worker_idle_seconds,
     worker_niceness,
@@ -73,7 +74,7 @@ def ensure_worker(when_queued: bool = False) -> int | None:
     """
     _reap()
     check_settings()  # a worker that cannot start would leave jobs waiting: say why here instead
-    if not training_enabled():
+    if not training_enabled() or setting("FER_STUDIO_JOBS") != "local":  # issue 23: Ray runs them
         return None
     root = jobs_dir()
     pid = worker_pid(root)
@@ -126,6 +127,11 @@ def stop_worker(timeout: float = 30.0) -> bool:
 def main() -> int:
     """Run the worker in this process until it is stopped or idle; 0 if another worker runs."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if (
+        setting("FER_STUDIO_JOBS") != "local"
+    ):  # issue 23: it would take Ray's queued jobs and mark its running ones
+        logger.error("FER_STUDIO_JOBS=%s: jobs run on Ray, not in a local worker", setting("FER_STUDIO_JOBS"))
+        return 2
     root = jobs_dir()
     root.mkdir(parents=True, exist_ok=True)
     descriptor = _take_lock(root, wait=1.0)
