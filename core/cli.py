@@ -406,6 +406,9 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--record", action="store_true", help="store the result in the model card")
     parser.add_argument("--json", action="store_true")
+    from core.scale.cli import add_ray_options  # issue 23: --detect-faces on Ray
+
+    add_ray_options(parser, writes_folder=False)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -415,6 +418,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from core.labels import EMOTIONS
     from core.models.loading import load_model
 
+    if args.ray is not None:  # issue 23
+        from core.scale.cli import check_evaluate_on_ray
+
+        check_evaluate_on_ray(args)
     if args.record:
         if args.detect_faces:
             raise ValueError("--record works with face crops only (no --detect-faces)")
@@ -429,7 +436,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
             detector = FaceDetector()
             cropper = lambda image: largest_face_crop(detector, image)  # noqa: E731
-        faces = load_dataset(args.data, args.split, face_cropper=cropper)
+        if args.ray is not None:  # issue 23: the detection on Ray
+            from core.scale.cli import evaluated_faces_on_ray
+
+            faces = evaluated_faces_on_ray(args)
+        else:
+            faces = load_dataset(args.data, args.split, face_cropper=cropper)
         region_maps = region_maps_from(args.regions_from, faces) if args.regions_from else None
         result = evaluate_model(
             model.module,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from core.scale import DEFAULT_BATCH_SIZE
 
 
-def add_ray_options(parser: argparse.ArgumentParser) -> None:
-    """--ray [ADDRESS], --out, --actors and --batch-size on a batch command."""
+def add_ray_options(parser: argparse.ArgumentParser, writes_folder: bool = True) -> None:
+    """--ray [ADDRESS], --actors, --batch-size and (for a command whose rows go to a folder) --out."""
     group = parser.add_argument_group("on Ray (pip install -r requirements-ray.txt; see docs/scale.md)")
     group.add_argument(
         "--ray",
@@ -21,12 +22,13 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
         help="run on Ray: the cluster at ADDRESS (or $RAY_ADDRESS), else a local Ray started for the run; "
         "put it after the paths, or write --ray=ADDRESS",
     )
-    group.add_argument(
-        "--out",
-        default=None,
-        metavar="DIR",
-        help="with --ray: write predictions.csv and predictions.jsonl here; a re-run skips what is done",
-    )
+    if writes_folder:
+        group.add_argument(
+            "--out",
+            default=None,
+            metavar="DIR",
+            help="with --ray: write predictions.csv and predictions.jsonl here; a re-run skips what is done",
+        )
     group.add_argument("--actors", type=int, default=None, help="with --ray: actors (default: one per CPU)")
     group.add_argument(
         "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="with --ray: files per actor call"
@@ -67,3 +69,21 @@ def run_predict_on_ray(args: argparse.Namespace, models: Sequence[str]) -> int:
         )
         return 2
     return 0
+
+
+def check_evaluate_on_ray(args: argparse.Namespace) -> None:
+    """evaluate --ray works with --detect-faces and without --record; ValueError otherwise."""
+    if not args.detect_faces or args.record:
+        raise ValueError(
+            "evaluate --ray spreads the face detection of --detect-faces over Ray (48x48 crops are classified "
+            "locally in seconds); use it with --detect-faces and without --record"
+        )
+    if args.batch_size < 1 or (args.actors is not None and args.actors < 1):
+        raise ValueError("--batch-size and --actors must be 1 or more")
+
+
+def evaluated_faces_on_ray(args: argparse.Namespace) -> Any:
+    """evaluate --ray: the faces of --detect-faces, found by an actor pool (core.scale.ray_evaluate)."""
+    from core.scale.ray_evaluate import detected_faces_on_ray
+
+    return detected_faces_on_ray(args.data, args.split, args.ray or None, args.actors, args.batch_size)

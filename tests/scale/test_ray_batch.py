@@ -140,3 +140,21 @@ def test_inputs_from_list_files_folders_and_uris(tmp_path: Path, astronaut: Imag
     assert inputs.uris == ["s3://bucket/faces/"]
     with pytest.raises(FileNotFoundError):
         collect_inputs([str(tmp_path / "missing")])
+
+
+def test_evaluate_detect_faces_on_ray_gives_the_local_result(
+    local_ray, tiny_registry, astronaut: Image.Image, tmp_path: Path, capsys
+) -> None:
+    root = tmp_path / "photos"
+    for emotion, copies in (("happy", 2), ("sad", 1)):
+        write_photos(root / emotion, astronaut, copies=copies)
+        (root / emotion / "broken.jpg").unlink()  # an unreadable photo stops an evaluation, there and here
+    command = ["evaluate", "--model", tiny_registry[0], "--data", str(root), "--json", "--detect-faces"]
+    assert main([*command, "--no-occlusion"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main([*command, "--no-occlusion", "--ray"]) == 0
+    assert (
+        json.loads(capsys.readouterr().out) == local and local["count"] == 3
+    )  # the blank photos have no face
+    assert main([*command[:-2], "--ray"]) == 2
+    assert "use it with --detect-faces" in capsys.readouterr().err
