@@ -29,9 +29,13 @@ from core.faces.images import SUFFIXES, ImageError, decode_image
 from core.jobs.ray_runner import worker_env
 from core.scale import DEFAULT_BATCH_SIZE
 from core.scale.results import ResultsFolder
-from core.scale.session import quiet_ray_data, ray_session
+from core.scale.session import quiet_ray_data, ray_error_line, ray_session
 
 LIST_SUFFIXES = (".txt", ".lst")
+
+
+class RayRunError(RuntimeError, ValueError):
+    """A run on Ray that failed in a worker; the message is the worker's error in one line."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ def predict_on_ray(
             )
         if inputs.uris:
             datasets.append(_uri_dataset(inputs.uris, folder.done))
-        bar = progress_bar(len(todo) if not inputs.uris else max(len(todo), 100))
+        bar = progress_bar(len(todo))  # files under URIs are counted as they come
         try:
             for dataset in datasets:
                 for batch in _predicted(dataset, settings, summary.actors, batch_size):
@@ -220,6 +224,8 @@ def predict_on_ray(
                             summary.statuses[record["status"]] += 1
                             summary.busy_seconds += float(record["seconds"])
                             bar.update()
+        except ray.exceptions.RayError as err:  # a worker's own error, e.g. a model it cannot find
+            raise RayRunError(f"the run on Ray failed: {ray_error_line(err)}") from err
         finally:
             bar.close()
     summary.seconds = time.perf_counter() - started

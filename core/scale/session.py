@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from core.jobs.ray_runner import runtime_env
+from core.jobs.ray_runner import CORE_DIR, runtime_env
 
 # Read when ray is imported: "0" makes a local Ray take 127.0.0.1 as its node address, so its servers
 # listen on loopback only (by default Ray 2.60 swaps 127.0.0.1 for the machine's address and listens on all).
@@ -54,14 +54,24 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if address:
         ray.init(address=address, runtime_env=runtime_env(ship_code=True), **common)
     else:
+        # Workers find core/ where this process does, whatever the current folder.
+        path = os.pathsep.join(p for p in (str(CORE_DIR.parent), os.environ.get("PYTHONPATH", "")) if p)
         ray.init(
             address="local",
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
             _node_ip_address="127.0.0.1",
+            runtime_env={"env_vars": {"PYTHONPATH": path}},
             **common,
         )
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def ray_error_line(err: BaseException) -> str:
+    """The last meaningful line of a Ray error (the worker's own exception), for a one-line message."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    useful = [line for line in lines if line and set(line) - set("^~ ") and not line.startswith("File ")]
+    return useful[-1] if useful else type(err).__name__
