@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import core
 from core.jobs.runner import LocalRunner
-from core.jobs.settings import setting
+from core.jobs.settings import JobError, setting
 from core.jobs.store import ACTIVE, FAILED, INTERRUPTED, QUEUED, Job, JobStore
 
 if TYPE_CHECKING:
@@ -131,20 +131,31 @@ class RayRunner(LocalRunner):
         python = setting_python()
         entrypoint = shlex.join([python, "-m", ENTRYPOINT, str(job.id), "--workers", str(workers)])
         submission = f"fer-studio-job-{job.id}-{int(time.time() * 1000)}"
-        self.client.submit_job(
-            entrypoint=entrypoint,
-            submission_id=submission,
-            runtime_env=runtime_env(ship_code=True),
-            # One worker trains inside the entrypoint, which then holds a CPU; more train in Ray Train's workers.
-            entrypoint_num_cpus=1 if workers == 1 else 0,
-            metadata={"fer_studio_job": str(job.id), "name": job.name or ""},
-        )
+        try:
+            self.client.submit_job(
+                entrypoint=entrypoint,
+                submission_id=submission,
+                runtime_env=runtime_env(ship_code=True),
+                # One worker trains inside the entrypoint, which then holds a CPU; more train in Ray Train's.
+                entrypoint_num_cpus=1 if workers == 1 else 0,
+                metadata={"fer_studio_job": str(job.id), "name": job.name or ""},
+            )
+        except Exception as err:  # unreachable cluster, refused job: the row must not wait forever
+            reason = f"the Ray cluster at {self.address or 'RAY_ADDRESS'} did not take the job ({_first_line(err)})"
+            self.store.claim(job.id, 0)
+            self.store.finish(job.id, FAILED, error=reason + "; resume it once the cluster is up")
+            raise JobError(reason) from None
         self.store.set_queue_id(job.id, submission)
         return self.store.get(job.id)
 
     def _stop(self, submission: str) -> None:
         with contextlib.suppress(Exception):  # already ended or gone: nothing runs
             self.client.stop_job(submission)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def setting_python() -> str:
