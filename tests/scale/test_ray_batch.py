@@ -6,6 +6,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +81,12 @@ def test_a_rerun_skips_what_is_done_and_finishes_a_torn_run(
     photos = write_photos(tmp_path / "photos", astronaut)
     out = tmp_path / "out"
     command = ["predict", str(photos), "--models", *tiny_registry, "--ray", "--out", str(out)]
-    assert main(command) == 2
-    err = capsys.readouterr().err
+    # First as a user runs it: a process of its own, which starts (and stops) a local Ray for the run.
+    first = subprocess.run(
+        [sys.executable, "-m", "core", *command], capture_output=True, text=True, timeout=300
+    )
+    assert first.returncode == 2, first.stderr
+    err = first.stderr
     assert "ray: 5 images" in err and "1 unreadable" in err and "0 skipped" in err
     assert "error: 1 of 5 images could not be read" in err
     complete = {name: read(out / name) for name in ("predictions.csv", "predictions.jsonl")}
