@@ -1,6 +1,6 @@
 """predict locally vs predict --ray on FER2013 val faces as image files (issue 23; docs/scale.md).
 
-    python -m tests.harness.ray_bench [--count 2000] [--cpus 2] [--batch-size 8] [--json]
+    python -m tests.harness.ray_bench [--count 2000] [--cpus 2] [--batch-size 8] [--local-count N] [--json]
 
 Three measurements on the same files, models (the default pair) and detector settings:
 - local: core.batch.predict_files in this process (torch on every CPU), models loaded beforehand;
@@ -156,11 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument(
+        "--local-count",
+        type=int,
+        default=None,
+        help="files for the local run at torch's default threads (default: all)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     names = _default_names()
     files = val_files(args.count)
-    local = bench_local(files, names)
+    local = bench_local(files[: args.local_count or len(files)], names)
     single = bench_local(files, names, threads=1)
     on_ray = bench_ray(files, names, args.cpus, args.batch_size)
     result = {
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 [
                     "local (predict_files)",
-                    str(len(files)),
+                    str(sum(local["statuses"].values())),
                     f"{local['seconds']:.1f}",
                     f"{local['images_per_s']:.1f}",
                     f"{local['images_per_s']:.1f}",
