@@ -194,7 +194,7 @@ def predict_on_ray(
     """
     inputs = collect_inputs(paths)
     started = time.perf_counter()
-    with ResultsFolder(out) as folder, ray_session(address):
+    with ResultsFolder(out, asdict(settings)) as folder, ray_session(address):
         import ray
 
         quiet_ray_data()

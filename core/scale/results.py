@@ -20,14 +20,21 @@ from core.batch import BATCH_CSV_COLUMNS
 
 CSV_NAME = "predictions.csv"
 JSONL_NAME = "predictions.jsonl"
+SETTINGS_NAME = "settings.json"
 
 
 class ResultsFolder:
-    """Append-only CSV and JSONL in `folder`; `done` holds the images that already have results."""
+    """Append-only CSV and JSONL in `folder`; `done` holds the images that already have results.
 
-    def __init__(self, folder: str | Path) -> None:
+    `settings` (models, detector settings) are kept in settings.json: a folder holding results of
+    other settings is refused (ValueError), so a resumed run never mixes two kinds of rows.
+    """
+
+    def __init__(self, folder: str | Path, settings: dict[str, Any] | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        if settings is not None:
+            self._check_settings(json.loads(json.dumps(settings)))
         self.csv_path = self.folder / CSV_NAME
         self.jsonl_path = self.folder / JSONL_NAME
         self.done: set[str] = set()
@@ -49,6 +56,20 @@ class ResultsFolder:
         self._jsonl.flush()
         self.done.add(image)
         return True
+
+    def _check_settings(self, settings: dict[str, Any]) -> None:
+        path = self.folder / SETTINGS_NAME
+        if path.exists():
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            if kept != settings:
+                changed = ", ".join(sorted(k for k in {*kept, *settings} if kept.get(k) != settings.get(k)))
+                raise ValueError(
+                    f"{self.folder} holds results made with other settings ({changed}); give another --out"
+                )
+            return
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+        os.replace(temporary, path)
 
     def close(self) -> None:
         for handle in (self._csv, self._jsonl):

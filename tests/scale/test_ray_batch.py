@@ -107,6 +107,9 @@ def test_a_rerun_skips_what_is_done_and_finishes_a_torn_run(
     assert "ray: 0 images" in capsys.readouterr().err
     assert {name: read(out / name) for name in complete} == complete
 
+    assert main([*command, "--flip-tta"]) == 2  # other settings: not mixed into these results
+    assert "holds results made with other settings (flip_tta)" in capsys.readouterr().err
+
 
 def test_a_killed_actor_loses_nothing_and_doubles_nothing(
     local_ray, tiny_registry, astronaut: Image.Image, tmp_path: Path
