@@ -229,7 +229,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 f"epoch {epoch + 1}/{config.epochs} rank {rank}",
             )
             train_seconds = time.perf_counter() - started
-            totals = torch.tensor([train_loss * seen, float(seen)], dtype=torch.float64)
+            totals = torch.tensor([train_loss * seen, float(seen)], dtype=torch.float64, device=device)
             dist.all_reduce(totals)
             evaluated = ema.module if ema is not None else module
             metrics = local.evaluate(
@@ -288,6 +288,6 @@ class _StopFlag:
         import torch
         import torch.distributed as dist
 
-        flag = torch.tensor([1.0 if self.path.exists() else 0.0])
+        flag = torch.tensor([1.0 if self.path.exists() else 0.0], device=self.device)  # NCCL: on the GPU
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item() > 0)
