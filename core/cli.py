@@ -599,7 +599,9 @@ def add_video_parser(commands: argparse._SubParsersAction) -> None:
     from core.video.codec import DEFAULT_EVERY
 
     parser = commands.add_parser("video", help="emotions over time in a video file, per face track")
-    parser.add_argument("path", help="a video file: mp4, webm, mov, avi, animated GIF, ...")
+    parser.add_argument(
+        "path", nargs="+", help="a video file: mp4, webm, mov, avi, animated GIF, ... (several with --ray)"
+    )
     parser.add_argument(
         "--models", nargs="+", default=None, help="registered model names (default: baseline masked)"
     )
@@ -636,6 +638,9 @@ def add_video_parser(commands: argparse._SubParsersAction) -> None:
         help="read any container FFmpeg knows, not only mp4/mov/m4v, webm/mkv, avi and GIF "
         "(still no network; a format that lists other files, such as ffconcat, may then read them)",
     )
+    from core.scale.cli import add_ray_options  # issue 23: many videos on Ray
+
+    add_ray_options(parser, batches=False)
 
 
 def run_video(args: argparse.Namespace) -> int:
@@ -643,6 +648,14 @@ def run_video(args: argparse.Namespace) -> int:
 
     from core.video.analysis import VideoSettings, analyze_video, video_detector
     from core.video.codec import VideoLimits, probe
+
+    if args.ray is not None:  # issue 23: many videos on Ray
+        from core.scale.cli import run_videos_on_ray
+
+        return run_videos_on_ray(args, [model.name for model in _models(args.models)])
+    if len(args.path) > 1:
+        raise ValueError("one video at a time; several go with --ray --out DIR")
+    args.path = args.path[0]
 
     limits = VideoLimits(max_seconds=args.max_seconds)
     if args.allow_any_format:

@@ -10,8 +10,10 @@ from typing import Any
 from core.scale import DEFAULT_BATCH_SIZE
 
 
-def add_ray_options(parser: argparse.ArgumentParser, writes_folder: bool = True) -> None:
-    """--ray [ADDRESS], --actors, --batch-size and (for a command whose rows go to a folder) --out."""
+def add_ray_options(
+    parser: argparse.ArgumentParser, writes_folder: bool = True, batches: bool = True
+) -> None:
+    """--ray [ADDRESS], --actors, --batch-size (batches) and --out (for a command whose rows go to a folder)."""
     group = parser.add_argument_group("on Ray (pip install -r requirements-ray.txt; see docs/scale.md)")
     group.add_argument(
         "--ray",
@@ -30,9 +32,10 @@ def add_ray_options(parser: argparse.ArgumentParser, writes_folder: bool = True)
             help="with --ray: write predictions.csv and predictions.jsonl here; a re-run skips what is done",
         )
     group.add_argument("--actors", type=int, default=None, help="with --ray: actors (default: one per CPU)")
-    group.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="with --ray: files per actor call"
-    )
+    if batches:
+        group.add_argument(
+            "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="with --ray: files per actor call"
+        )
 
 
 def run_predict_on_ray(args: argparse.Namespace, models: Sequence[str]) -> int:
@@ -87,3 +90,40 @@ def evaluated_faces_on_ray(args: argparse.Namespace) -> Any:
     from core.scale.ray_evaluate import detected_faces_on_ray
 
     return detected_faces_on_ray(args.data, args.split, args.ray or None, args.actors, args.batch_size)
+
+
+def run_videos_on_ray(args: argparse.Namespace, models: Sequence[str]) -> int:
+    """video --ray: 0 when every video was analysed, 2 (after every line) when some could not be."""
+    from core.faces.detection import VIDEO_MIN_FACE_SIZE
+    from core.scale.ray_video import VideoRunSettings, videos_on_ray
+
+    if not args.out:
+        raise ValueError("--ray writes its results to a folder: give --out DIR")
+    if args.csv or args.json or args.annotated:
+        raise ValueError(
+            "--ray writes each video's CSV and videos.jsonl to --out; leave out --csv, --json, --annotated"
+        )
+    if args.actors is not None and args.actors < 1:
+        raise ValueError("--actors must be 1 or more")
+    settings = VideoRunSettings(
+        tuple(models),
+        args.every,
+        args.smooth,
+        args.min_face_size or VIDEO_MIN_FACE_SIZE,
+        args.detect_side,
+        args.max_seconds,
+        args.allow_any_format,
+    )
+    counts = videos_on_ray(args.path, args.out, settings, args.ray or None, args.actors)
+    print(
+        f"ray: {counts['done'] + counts['failed']} videos in {counts['seconds']:.1f} s: {counts['done']} analysed, "
+        f"{counts['failed']} unusable; {counts['skipped']} skipped (already in {args.out})",
+        file=sys.stderr,
+    )
+    if counts["failed"]:
+        print(
+            f"error: {counts['failed']} videos could not be analysed (see {args.out}/videos.jsonl)",
+            file=sys.stderr,
+        )
+        return 2
+    return 0

@@ -34,7 +34,7 @@ class ResultsFolder:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         if settings is not None:
-            self._check_settings(json.loads(json.dumps(settings)))
+            keep_settings(self.folder, settings)
         self.csv_path = self.folder / CSV_NAME
         self.jsonl_path = self.folder / JSONL_NAME
         self.done: set[str] = set()
@@ -57,20 +57,6 @@ class ResultsFolder:
         self.done.add(image)
         return True
 
-    def _check_settings(self, settings: dict[str, Any]) -> None:
-        path = self.folder / SETTINGS_NAME
-        if path.exists():
-            kept = json.loads(path.read_text(encoding="utf-8"))
-            if kept != settings:
-                changed = ", ".join(sorted(k for k in {*kept, *settings} if kept.get(k) != settings.get(k)))
-                raise ValueError(
-                    f"{self.folder} holds results made with other settings ({changed}); give another --out"
-                )
-            return
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(settings, indent=2), encoding="utf-8")
-        os.replace(temporary, path)
-
     def close(self) -> None:
         for handle in (self._csv, self._jsonl):
             handle.flush()
@@ -87,7 +73,7 @@ class ResultsFolder:
         """Keep the whole JSONL lines and the CSV rows of the files they name; drop the rest."""
         lines: list[str] = []
         if self.jsonl_path.exists():
-            for line in _read(self.jsonl_path).splitlines(keepends=True):
+            for line in read_as_written(self.jsonl_path).splitlines(keepends=True):
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
@@ -98,7 +84,7 @@ class ResultsFolder:
                 lines.append(line)
             _rewrite_if_changed(self.jsonl_path, "".join(lines))
         if self.csv_path.exists():
-            text = _read(self.csv_path)
+            text = read_as_written(self.csv_path)
             kept = io.StringIO()
             writer = csv.writer(kept)
             writer.writerow(BATCH_CSV_COLUMNS)
@@ -109,7 +95,24 @@ class ResultsFolder:
             _rewrite_if_changed(self.csv_path, kept.getvalue() if self.done else "")
 
 
-def _read(path: Path) -> str:
+def keep_settings(folder: Path, settings: dict[str, Any]) -> None:
+    """Write settings.json in `folder`, or check it: ValueError when it holds other settings."""
+    settings = json.loads(json.dumps(settings))  # tuples become lists, as in the file
+    path = folder / SETTINGS_NAME
+    if path.exists():
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        if kept != settings:
+            changed = ", ".join(sorted(k for k in {*kept, *settings} if kept.get(k) != settings.get(k)))
+            raise ValueError(
+                f"{folder} holds results made with other settings ({changed}); give another --out"
+            )
+        return
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_as_written(path: Path) -> str:
     """The file's text with its line endings as written (the CSV's are \\r\\n)."""
     with open(path, newline="", encoding="utf-8") as handle:
         return handle.read()
@@ -117,7 +120,7 @@ def _read(path: Path) -> str:
 
 def _rewrite_if_changed(path: Path, text: str) -> None:
     """Replace the file atomically when its content differs from `text`."""
-    if _read(path) == text:
+    if read_as_written(path) == text:
         return
     temporary = path.with_suffix(path.suffix + ".tmp")
     with open(temporary, "w", newline="", encoding="utf-8") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -167,3 +168,36 @@ def test_evaluate_detect_faces_on_ray_gives_the_local_result(
     )  # the blank photos have no face
     assert main([*command[:-2], "--ray"]) == 2
     assert "use it with --detect-faces" in capsys.readouterr().err
+
+
+def test_videos_on_ray_give_the_local_csv_and_resume(
+    local_ray, tiny_registry, tmp_path: Path, capsys
+) -> None:
+    from tests.harness.bench import sample_clip
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    sample_clip(clips / "a.mp4", 0.5, fps=10)
+    sample_clip(clips / "b.mp4", 0.3, fps=10)
+    (clips / "broken.mp4").write_bytes(b"not a video")
+    local = tmp_path / "a.csv"
+    assert main(["video", str(clips / "a.mp4"), "--models", *tiny_registry, "--csv", str(local)]) == 0
+    out = tmp_path / "out"
+    command = ["video", str(clips), "--models", *tiny_registry, "--ray", "--out", str(out)]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "ray: 3 videos" in err and "2 analysed, 1 unusable" in err
+    records = {
+        Path(r["video"]).name: r for r in map(json.loads, (out / "videos.jsonl").read_text().splitlines())
+    }
+    assert (
+        records["broken.mp4"]["error"] and records["a.mp4"]["frames"] == 5 and records["a.mp4"]["tracks"] == 1
+    )
+    ours = list(csv.reader(io.StringIO(read(out / records["a.mp4"]["csv"]), newline="")))
+    theirs = list(csv.reader(io.StringIO(read(local), newline="")))
+    assert ours[0] == theirs[0] and len(ours) == len(theirs) > 1
+    for mine, local_row in zip(ours[1:], theirs[1:], strict=True):
+        for a, b in zip(mine, local_row, strict=True):
+            assert a == b or abs(float(a) - float(b)) <= 2e-4, (a, b)  # threads: 1 there, 2 here
+    assert main(command) == 0
+    assert "ray: 0 videos" in capsys.readouterr().err and len(records) == 3
