@@ -12,8 +12,8 @@
 The job backend itself, RayRunner (FER_STUDIO_JOBS=ray), lives in the jobs wing (core/jobs/ray_runner.py):
 get_runner picks it, and a wing may not import one above it.
 
-Ray is optional (requirements-ray.txt): nothing outside this package imports it, and these
-modules import it only inside functions, so `import core.scale.X` works without Ray installed.
+Ray is optional (requirements-ray.txt): only these modules and core/jobs/ray_runner.py use it, and they
+import it only inside functions, so importing them works without Ray installed.
 """
 
 DEFAULT_BATCH_SIZE = 8  # files per actor call: small enough to spread a few hundred files over the actors
