@@ -54,7 +54,7 @@ def run_job(
 ) -> str:
     """Run a queued job to its end; returns its final status ('skipped' if it was not queued).
 
-    train_fn trains in place of core.training.train, with its arguments (config, run_dir, on_epoch=,
+    train_fn trains in place of core.training.loop.train, with its arguments (config, run_dir, on_epoch=,
     should_stop=): core.scale.ray_train.train_distributed on Ray (issue 23).
     """
     store = store or JobStore()
