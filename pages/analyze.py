@@ -12,7 +12,7 @@ from core.faces.images import ImageError
 from core.labels import EMOTIONS
 from core.pipeline import Analysis, FaceResult, annotate
 from core.serving.public import limits, public_mode
-from ui import pickers, resources
+from ui import comparison, pickers, resources
 from ui.charts import probability_chart
 from ui.display import EMOJI, HOW_TO_GET_MODELS, NO_FACE_TIPS, enlarge, file_stem, png_bytes, preview
 from ui.inputs import ImageInput, image_inputs
@@ -61,6 +61,29 @@ def fill_saliency(slots: list[dict[str, Any]], result: Analysis, heatmaps: list[
         for name, slot in face_slots.items():
             overlay = overlay_on_crop(face.crop, maps[name])
             slot.image(enlarge(overlay), caption=f"Grad-CAM · {name}", width="stretch")
+
+
+@st.fragment
+def compare(
+    result: Analysis, heatmaps: list[dict[str, Any]], names: list[str], method: str, key: str
+) -> None:
+    """Where model A and model B look on one face of the photo, with numbers (reruns on its own)."""
+    with st.container(border=True):
+        st.markdown(f"**Where the two models look** · {method}")
+        number = 1
+        if len(result.faces) > 1:
+            number = st.segmented_control(
+                "Face", list(range(1, len(result.faces) + 1)), default=1, required=True, key=f"{key}-face"
+            )
+        face = result.faces[number - 1]
+        maps = {name: heatmaps[number - 1][name] for name in names}
+        opacity = comparison.map_views(face.crop, maps, f"{key}-compare")
+        comparison.photo_overlays(
+            result.image,
+            [found.face for found in result.faces],
+            [{name: face_maps[name] for name in names} for face_maps in heatmaps],
+            opacity,
+        )
 
 
 def downloads(result: Analysis, item: ImageInput, picture_png: bytes, key: str) -> None:
@@ -139,6 +162,8 @@ def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | N
         with st.spinner(f"Computing {method} for {len(result.faces)} face(s)…"):
             heatmaps = resources.heatmaps(item.data, keys, flip, method, target, waiting)
         fill_saliency(slots, result, heatmaps)
+        if len(models) >= 2:
+            compare(result, heatmaps, models[:2], method, key)
     waiting.done()
 
 

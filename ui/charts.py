@@ -7,7 +7,7 @@ Models keep one colour everywhere: the first model given (model A) blue, the sec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import plotly.graph_objects as go
@@ -400,3 +400,284 @@ def scenes_width_chart(results: Mapping[str, Mapping[str, Any]]) -> go.Figure:
         yaxis={"tickformat": ".0%", "range": [0, 1.05]},
         xaxis={"title": "face width in the photo"},
     )
+
+
+# Saliency maps: one colour scale for every map (0 to 1, grad-cam's jet, as the overlays), and a
+# diverging one for B minus A (red where B looks more, blue where A looks more, white at zero).
+ATTENTION_SCALE = "Jet"
+DIFFERENCE_SCALE = "RdBu_r"
+MAP_PANEL_PX = 300
+
+
+class CurveLike(Protocol):
+    """What a deletion curve (core.explain.compare.DeletionCurve) offers a chart."""
+
+    fractions: Any
+    probabilities: Any
+    auc: float
+
+
+def _check_maps(crop: np.ndarray | None, maps: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    arrays = [np.asarray(m, dtype=float) for m in maps.values()]
+    shapes = {a.shape for a in arrays} | ({np.asarray(crop).shape} if crop is not None else set())
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(f"the crop and maps must be 2-D and of one shape, got {sorted(shapes)}")
+    return arrays
+
+
+def _face_panel(
+    figure: go.Figure,
+    crop: np.ndarray | None,
+    values: np.ndarray,
+    where: dict[str, int],
+    opacity: float,
+    axis: str,
+    label: str,
+) -> None:
+    """A gray face crop (if any) with a map over it at `opacity`, coloured by `axis` (a coloraxis)."""
+    if crop is not None:
+        figure.add_trace(
+            go.Heatmap(
+                z=np.asarray(crop, dtype=float),
+                colorscale="gray",
+                zmin=0,
+                zmax=255,
+                showscale=False,
+                hoverinfo="skip",
+                zsmooth="best",
+            ),
+            **where,
+        )
+    figure.add_trace(
+        go.Heatmap(
+            z=np.round(values, 3),
+            coloraxis=axis,
+            opacity=opacity if crop is not None else 1.0,
+            zsmooth="best",
+            name=label,
+            hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra>" + label + "</extra>",
+        ),
+        **where,
+    )
+
+
+def _picture_axes(figure: go.Figure, panels: int) -> None:
+    """Every panel square, top row of the map at the top, no ticks."""
+    for number in range(1, panels + 1):
+        suffix = "" if number == 1 else str(number)
+        figure.update_layout(
+            {
+                f"xaxis{suffix}": {"visible": False, "constrain": "domain"},
+                f"yaxis{suffix}": {
+                    "visible": False,
+                    "autorange": "reversed",
+                    "scaleanchor": f"x{suffix}",
+                    "constrain": "domain",
+                },
+            }
+        )
+
+
+def difference_limit(differences: Sequence[np.ndarray]) -> float:
+    """The symmetric range of a diverging scale for B − A maps: their largest |value|, at least 0.05."""
+    return max([float(np.abs(d).max()) for d in differences if np.size(d)] + [0.05])
+
+
+def _colour_axes(
+    limit: float, attention_x: float, difference_x: float, titles: bool = True
+) -> dict[str, Any]:
+    """coloraxis (attention, 0 to 1) and coloraxis2 (B − A, ±limit, white at 0)."""
+    bar = {"thickness": 12, "len": 0.9, "y": 0.5}
+
+    def title(text: str) -> dict[str, Any]:
+        return {"title": {"text": text, "side": "right"}} if titles else {}
+
+    return {
+        "coloraxis": {
+            "colorscale": ATTENTION_SCALE,
+            "cmin": 0,
+            "cmax": 1,
+            "colorbar": {**bar, **title("attention"), "x": attention_x},
+        },
+        "coloraxis2": {
+            "colorscale": DIFFERENCE_SCALE,
+            "cmin": -limit,
+            "cmid": 0,
+            "cmax": limit,
+            "colorbar": {**bar, **title("B − A"), "x": difference_x},
+        },
+    }
+
+
+def saliency_comparison_figure(
+    crop: np.ndarray, maps: Mapping[str, np.ndarray], opacity: float = 0.5, title: str | None = None
+) -> go.Figure:
+    """Model A's and model B's maps (in that order) over the face crop on one colour scale (0 to 1),
+    then B minus A on a diverging scale symmetric about 0 (white where both look alike; red where B
+    looks more)."""
+    if len(maps) != 2:
+        raise ValueError(f"a comparison needs two maps, got {len(maps)}")
+    first, second = _check_maps(crop, maps)
+    names = list(maps)
+    figure = make_subplots(
+        rows=1,
+        cols=3,
+        horizontal_spacing=0.08,
+        subplot_titles=[f"A · {names[0]}", f"B · {names[1]}", "B − A"],
+    )
+    for column, (values, label) in enumerate(((first, names[0]), (second, names[1])), start=1):
+        _face_panel(figure, crop, values, {"row": 1, "col": column}, opacity, "coloraxis", label)
+    _face_panel(figure, crop, second - first, {"row": 1, "col": 3}, opacity, "coloraxis2", "B − A")
+    _picture_axes(figure, 3)
+    limit = difference_limit([second - first])
+    return _layout(figure, title, MAP_PANEL_PX + 60, **_colour_axes(limit, 0.655, 1.0, titles=False))
+
+
+def swipe_figure(
+    crop: np.ndarray, maps: Mapping[str, np.ndarray], split: float, opacity: float = 0.5
+) -> go.Figure:
+    """One large picture: model A's map left of `split` (a share of the width, 0 to 1), model B's
+    right of it, on the one colour scale, with a line where they meet. split 1 is A alone, 0 B alone."""
+    if len(maps) != 2:
+        raise ValueError(f"a swipe needs two maps, got {len(maps)}")
+    if not 0.0 <= split <= 1.0:
+        raise ValueError(f"split must be between 0 and 1, got {split}")
+    first, second = _check_maps(crop, maps)
+    names = list(maps)
+    width = first.shape[1]
+    edge = int(round(split * width))
+    composed = np.concatenate([first[:, :edge], second[:, edge:]], axis=1)
+    figure = go.Figure()
+    _face_panel(figure, crop, composed, {}, opacity, "coloraxis", f"A · {names[0]} | B · {names[1]}")
+    line_x = edge - 0.5
+    if 0 < edge < width:
+        figure.add_shape(
+            type="line",
+            x0=line_x,
+            x1=line_x,
+            y0=-0.5,
+            y1=first.shape[0] - 0.5,
+            line={"color": "white", "width": 3},
+        )
+    for text, x, anchor, shown in (
+        (f"A · {names[0]}", -0.5, "left", edge > 0),
+        (f"B · {names[1]}", width - 0.5, "right", edge < width),
+    ):
+        if shown:
+            figure.add_annotation(
+                text=text,
+                x=x,
+                y=-0.5,
+                xanchor=anchor,
+                yanchor="bottom",
+                showarrow=False,
+                font={"color": "white", "size": 14},
+                bgcolor="rgba(0,0,0,0.55)",
+            )
+    _picture_axes(figure, 1)
+    axes = _colour_axes(1.0, 1.0, 1.0)
+    return _layout(figure, None, 460, coloraxis=axes["coloraxis"])
+
+
+def part_share_chart(shares: Mapping[str, Mapping[str, float]], title: str | None = None) -> go.Figure:
+    """Where each model looks, in numbers: the share of its map on each facial part (horizontal
+    bars, one colour per model, parts top to bottom in the order given)."""
+    figure = go.Figure()
+    for index, (name, per_part) in enumerate(shares.items()):
+        parts = list(per_part)
+        values = [float(per_part[p]) for p in parts]
+        figure.add_bar(
+            x=values,
+            y=parts,
+            orientation="h",
+            name=name,
+            marker_color=model_colour(index),
+            text=[f"{v:.0%}" for v in values],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.1%} of the map<extra>" + name + "</extra>",
+        )
+    parts_count = max((len(p) for p in shares.values()), default=1)
+    return _layout(
+        figure,
+        title,
+        110 + 26 * parts_count * max(len(shares), 1),
+        barmode="group",
+        bargap=0.25,
+        xaxis={"tickformat": ".0%", "rangemode": "tozero", "title": None},
+        yaxis={"autorange": "reversed"},
+    )
+
+
+def deletion_chart(
+    curves: Mapping[str, CurveLike],
+    random: Mapping[str, CurveLike] | None = None,
+    title: str | None = "Deletion: the most-attended pixels removed first",
+) -> go.Figure:
+    """Each model's probability of its class as the pixels its map ranks highest are removed (solid),
+    beside the same for a random order (dotted, same colour). Area under the curve in the legend:
+    a faithful map drops faster than random, so its area is smaller."""
+    figure = go.Figure()
+    for index, (name, curve) in enumerate(curves.items()):
+        series = [(curve, f"{name} map", "solid")]
+        if random and name in random:
+            series.append((random[name], f"{name} random order", "dot"))
+        for line, label, dash in series:
+            label = f"{label} (area {line.auc:.2f})"
+            figure.add_scatter(
+                x=np.asarray(line.fractions, dtype=float),
+                y=np.asarray(line.probabilities, dtype=float),
+                mode="lines",
+                name=label,
+                line={"color": model_colour(index), "dash": dash},
+                hovertemplate="%{x:.0%} removed: %{y:.1%}<extra>" + label + "</extra>",
+            )
+    return _layout(
+        figure,
+        title,
+        340,
+        xaxis={"tickformat": ".0%", "range": [0, 1], "title": "share of pixels removed"},
+        yaxis={"tickformat": ".0%", "range": [0, 1.02], "title": "probability of the explained class"},
+    )
+
+
+def mean_maps_figure(
+    maps: Mapping[str, Mapping[str, np.ndarray]], counts: Mapping[str, int] | None = None
+) -> go.Figure:
+    """The paper's Figure 5 for two models: the mean map per emotion for A (top row), for B, and B
+    minus A (bottom row, diverging, symmetric about 0 = white). `maps` maps each model name (A
+    first) to {emotion: mean map}; `counts` (emotion -> faces) goes under each column's title."""
+    if len(maps) != 2:
+        raise ValueError(f"the figure needs two models' maps, got {len(maps)}")
+    names = list(maps)
+    first, second = (maps[name] for name in names)
+    emotions = [e for e in first if e in second]
+    if not emotions:
+        raise ValueError("the two models share no emotion with a mean map")
+    differences = {e: np.asarray(second[e], float) - np.asarray(first[e], float) for e in emotions}
+    limit = difference_limit(list(differences.values()))
+    titles = [f"{e}" + (f" ({counts[e]})" if counts and e in counts else "") for e in emotions]
+    titles += [""] * len(emotions) * 2
+    figure = make_subplots(
+        rows=3,
+        cols=len(emotions),
+        horizontal_spacing=0.01,
+        vertical_spacing=0.04,
+        subplot_titles=titles,
+        row_titles=[f"A · {names[0]}", f"B · {names[1]}", "B − A"],
+    )
+    for column, emotion in enumerate(emotions, start=1):
+        for row, (values, axis, label) in enumerate(
+            (
+                (np.asarray(first[emotion], float), "coloraxis", names[0]),
+                (np.asarray(second[emotion], float), "coloraxis", names[1]),
+                (differences[emotion], "coloraxis2", "B − A"),
+            ),
+            start=1,
+        ):
+            _face_panel(figure, None, values, {"row": row, "col": column}, 1.0, axis, f"{label} · {emotion}")
+    _picture_axes(figure, 3 * len(emotions))
+    axes = _colour_axes(round(limit, 2), 1.02, 1.02)
+    axes["coloraxis"]["colorbar"].update(len=0.6, y=0.68)
+    axes["coloraxis2"]["colorbar"].update(len=0.3, y=0.15)
+    return _layout(figure, None, 80 + 3 * 150, **axes)

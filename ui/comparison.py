@@ -1,0 +1,80 @@
+"""Where two models look on one face, drawn for a page: the Analyze page and the Video frame view.
+
+The maps on one colour scale with an opacity slider, side by side with B minus A, or flipped or
+swiped on one picture; both maps on the whole photo. Each control reruns only this fragment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from core.explain.saliency import overlay_on_photo
+from core.faces.detection import Face
+from ui.charts import saliency_comparison_figure, swipe_figure
+
+SIDE_BY_SIDE, FLIP, SWIPE = "Side by side", "Flip A ⇄ B", "Swipe"
+VIEWS = (SIDE_BY_SIDE, FLIP, SWIPE)
+MAPS_CAPTION = (
+    "Both maps use one colour scale, 0 (blue) to 1 (red): each is scaled so its own peak is 1. "
+    "B − A is red where B looks more than A, blue where A looks more, white where they agree."
+)
+
+
+def map_views(crop: np.ndarray, maps: Mapping[str, np.ndarray], key: str) -> float:
+    """The two maps on the face crop: side by side with B − A, or flipped or swiped on one picture.
+
+    Returns the opacity picked, for the other pictures of the comparison.
+    """
+    names = list(maps)
+    view_column, opacity_column = st.columns([3, 2], vertical_alignment="bottom")
+    view = view_column.segmented_control(
+        "View", VIEWS, default=SIDE_BY_SIDE, required=True, key=f"{key}-view"
+    )
+    opacity = opacity_column.slider(
+        "Map opacity",
+        0.0,
+        1.0,
+        0.5,
+        0.05,
+        key=f"{key}-opacity",
+        help="0 shows the face alone, 1 the map alone.",
+    )
+    if view == FLIP:
+        letters = {f"A · {names[0]}": 1.0, f"B · {names[1]}": 0.0}
+        shown = st.segmented_control(
+            "Show", list(letters), default=next(iter(letters)), required=True, key=f"{key}-flip"
+        )
+        figure = swipe_figure(crop, maps, letters[shown], opacity)
+    elif view == SWIPE:
+        split = st.slider(
+            "Swipe: A on the left of the line, B on the right",
+            0,
+            100,
+            50,
+            5,
+            format="%d%%",
+            key=f"{key}-swipe",
+        )
+        figure = swipe_figure(crop, maps, split / 100, opacity)
+    else:
+        figure = saliency_comparison_figure(crop, maps, opacity)
+    st.plotly_chart(figure, width="stretch", key=f"{key}-maps-{view}")
+    st.caption(MAPS_CAPTION)
+    return opacity
+
+
+def photo_overlays(
+    photo: Image.Image, faces: Sequence[Face], maps: Sequence[Mapping[str, np.ndarray]], opacity: float
+) -> None:
+    """Each model's maps of every face laid on the whole photo, side by side."""
+    names = list(maps[0]) if maps else []
+    columns = st.columns(len(names))
+    for column, name, letter in zip(columns, names, "AB", strict=False):
+        overlay = overlay_on_photo(
+            photo, list(faces), [face_maps[name] for face_maps in maps], weight=opacity
+        )
+        column.image(overlay, caption=f"Model {letter} · {name} on the whole photo", width="stretch")
