@@ -677,7 +677,7 @@ def mean_maps_figure(
         ):
             _face_panel(figure, None, values, {"row": row, "col": column}, 1.0, axis, f"{label} · {emotion}")
     _picture_axes(figure, 3 * len(emotions))
-    axes = _colour_axes(round(limit, 2), 1.02, 1.02)
+    axes = _colour_axes(limit, 1.02, 1.02)
     axes["coloraxis"]["colorbar"].update(len=0.6, y=0.68)
     axes["coloraxis2"]["colorbar"].update(len=0.3, y=0.15)
     return _layout(figure, None, 80 + 3 * 150, **axes)

@@ -108,3 +108,87 @@ def test_reliability_chart_draws_non_empty_bins_before_and_after() -> None:
     assert list(figure.data[2].customdata) == [n for n in after["count"] if n]
     assert sum(figure.data[2].customdata) == 300
     assert list(figure.data[2].y) == [a for a in after["accuracy"] if a is not None]
+
+
+def face_and_maps(seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    crop = rng.integers(0, 256, (48, 48)).astype(np.uint8)
+    a, b = np.zeros((48, 48)), np.zeros((48, 48))
+    a[10:20, 10:20], b[30:40, 30:40] = 1.0, 0.5
+    return crop, {"base": a, "masked": b}
+
+
+def test_saliency_comparison_shares_one_scale_and_shows_b_minus_a_on_a_diverging_one() -> None:
+    crop, maps = face_and_maps()
+    figure = charts.saliency_comparison_figure(crop, maps, opacity=0.3)
+    maps_traces = [trace for trace in figure.data if trace.coloraxis]
+    assert [trace.coloraxis for trace in maps_traces] == ["coloraxis", "coloraxis", "coloraxis2"]
+    assert all(trace.opacity == 0.3 for trace in maps_traces)
+    difference = np.asarray(maps_traces[2].z)
+    assert difference[15, 15] == -1.0 and difference[35, 35] == 0.5 and difference[0, 0] == 0.0
+    layout = figure.layout
+    assert (layout.coloraxis.cmin, layout.coloraxis.cmax) == (0, 1)
+    assert layout.coloraxis2.cmin == -layout.coloraxis2.cmax and layout.coloraxis2.cmid == 0
+    assert layout.coloraxis2.colorscale[len(layout.coloraxis2.colorscale) // 2][1].lower() in (
+        "rgb(247,247,247)",
+        "#f7f7f7",
+    ), "zero is white"
+    assert layout.height >= 224 + 60, "each picture at least 224 px tall"
+    titles = [annotation.text for annotation in layout.annotations]
+    assert titles == ["A · base", "B · masked", "B − A"]
+    with pytest.raises(ValueError, match="one shape"):
+        charts.saliency_comparison_figure(crop[:40], maps)
+    with pytest.raises(ValueError, match="two maps"):
+        charts.saliency_comparison_figure(crop, {"only": maps["base"]})
+
+
+@pytest.mark.parametrize(
+    ("split", "left", "right"), [(1.0, "base", "base"), (0.0, "masked", "masked"), (0.5, "base", "masked")]
+)
+def test_swipe_shows_a_left_of_the_line_and_b_right_of_it(split: float, left: str, right: str) -> None:
+    crop, maps = face_and_maps()
+    figure = charts.swipe_figure(crop, maps, split)
+    shown = np.asarray(next(trace for trace in figure.data if trace.coloraxis).z)
+    assert np.array_equal(shown[:, :10], maps[left][:, :10]) and np.array_equal(
+        shown[:, -10:], maps[right][:, -10:]
+    )
+    assert len(figure.layout.shapes) == (1 if 0 < split < 1 else 0), "a line only where both show"
+    labels = [annotation.text for annotation in figure.layout.annotations]
+    assert ("A · base" in labels) == (split > 0) and ("B · masked" in labels) == (split < 1)
+    with pytest.raises(ValueError, match="split"):
+        charts.swipe_figure(crop, maps, 1.5)
+
+
+def test_part_share_chart_has_one_bar_trace_per_model_with_percent_labels() -> None:
+    shares = {"base": {"eyes": 0.5, "mouth": 0.25}, "masked": {"eyes": 0.1, "mouth": 0.6}}
+    figure = charts.part_share_chart(shares)
+    assert [trace.name for trace in figure.data] == ["base", "masked"]
+    assert list(figure.data[1].y) == ["eyes", "mouth"] and list(figure.data[1].text) == ["10%", "60%"]
+    assert figure.data[0].marker.color != figure.data[1].marker.color
+
+
+def test_deletion_chart_draws_each_map_beside_its_random_order_with_areas() -> None:
+    from types import SimpleNamespace
+
+    fractions = np.linspace(0, 1, 5)
+    curves = {"base": SimpleNamespace(fractions=fractions, probabilities=1 - fractions, auc=0.5)}
+    random = {"base": SimpleNamespace(fractions=fractions, probabilities=np.full(5, 0.8), auc=0.8)}
+    figure = charts.deletion_chart(curves, random)
+    assert [trace.name for trace in figure.data] == ["base map (area 0.50)", "base random order (area 0.80)"]
+    assert figure.data[0].line.color == figure.data[1].line.color
+    assert (figure.data[0].line.dash, figure.data[1].line.dash) == ("solid", "dot")
+
+
+def test_mean_maps_figure_is_three_rows_of_emotions_with_b_minus_a_last() -> None:
+    rng = np.random.default_rng(1)
+    first = {e: rng.random((12, 12)) for e in EMOTIONS}
+    second = {e: rng.random((12, 12)) for e in EMOTIONS[:3]}
+    figure = charts.mean_maps_figure({"base": first, "masked": second}, counts={"angry": 4})
+    assert len(figure.data) == 3 * 3, "only the emotions both models have"
+    titles = [annotation.text for annotation in figure.layout.annotations]
+    assert titles[:3] == ["angry (4)", "disgust", "fear"]
+    assert "B − A" in titles and "A · base" in titles
+    difference = np.asarray(figure.data[2].z)
+    assert np.allclose(difference, np.round(second["angry"] - first["angry"], 3))
+    limit = figure.layout.coloraxis2.cmax
+    assert limit == pytest.approx(max(np.abs(second[e] - first[e]).max() for e in EMOTIONS[:3]), abs=1e-9)
