@@ -64,10 +64,12 @@ def fill_saliency(slots: list[dict[str, Any]], result: Analysis, heatmaps: list[
 
 
 @st.fragment
-def compare(
-    result: Analysis, heatmaps: list[dict[str, Any]], names: list[str], method: str, key: str
-) -> None:
-    """Where model A and model B look on one face of the photo, with numbers (reruns on its own)."""
+def compare(item: ImageInput, result: Analysis, heatmaps: list[dict[str, Any]], request: tuple, key: str) -> None:
+    """Where model A and model B look on one face of the photo, with numbers (reruns on its own).
+
+    request: (keys, flip, method, target) as resources.heatmaps() took them.
+    """
+    keys, flip, method, target = request
     with st.container(border=True):
         st.markdown(f"**Where the two models look** · {method}")
         number = 1
@@ -75,15 +77,22 @@ def compare(
             number = st.segmented_control(
                 "Face", list(range(1, len(result.faces) + 1)), default=1, required=True, key=f"{key}-face"
             )
-        face = result.faces[number - 1]
-        maps = {name: heatmaps[number - 1][name] for name in names}
-        opacity = comparison.map_views(face.crop, maps, f"{key}-compare")
+        waiting = resources.WaitNotice(st.empty())
+        with st.spinner(f"Comparing the two maps of face {number}…"):
+            found = resources.comparison(item.data, keys, flip, method, target, number - 1, waiting)
+        waiting.done()
+        opacity = comparison.map_views(found.crop, found.maps, f"{key}-compare")
+        first, second, side = st.columns([2, 2, 1])
         comparison.photo_overlays(
             result.image,
-            [found.face for found in result.faces],
-            [{name: face_maps[name] for name in names} for face_maps in heatmaps],
+            [face.face for face in result.faces],
+            [{name: face_maps[name] for name in found.names} for face_maps in heatmaps],
             opacity,
+            [first, second],
         )
+        with side:
+            comparison.agreement(found)
+        comparison.numbers(found, f"{key}-compare")
 
 
 def downloads(result: Analysis, item: ImageInput, picture_png: bytes, key: str) -> None:
@@ -163,7 +172,7 @@ def show(item: ImageInput, index: int, keys: tuple, method: str, target: int | N
             heatmaps = resources.heatmaps(item.data, keys, flip, method, target, waiting)
         fill_saliency(slots, result, heatmaps)
         if len(models) >= 2:
-            compare(result, heatmaps, models[:2], method, key)
+            compare(item, result, heatmaps, (keys, flip, method, target), key)
     waiting.done()
 
 

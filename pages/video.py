@@ -13,7 +13,7 @@ from core.serving.public import limits
 from core.video.analysis import DEFAULT_EVERY, VideoSettings, analyze_video, frame_saliency
 from core.video.codec import VideoError, VideoLimits
 from core.video.smoothing import SMOOTHING
-from ui import pickers, resources
+from ui import comparison, pickers, resources
 from ui.charts import emotion_timeline
 from ui.display import HOW_TO_GET_MODELS, file_stem
 
@@ -71,7 +71,8 @@ def downloads(state: dict, stem: str) -> None:
 
 
 def track_view(state: dict, data: bytes, keys: tuple, summary: dict, method: str) -> None:
-    """One track's timeline and summary, and one of its frames with each model's Grad-CAM."""
+    """One track's timeline and summary, and one of its frames with each model's Grad-CAM and where
+    the two models look on the face, compared."""
     result, track = state["result"], summary["track"]
     times, raw, smoothed = result.track_series(track)
     st.plotly_chart(
@@ -104,6 +105,23 @@ def track_view(state: dict, data: bytes, keys: tuple, summary: dict, method: str
     columns[0].image(image, caption=f"frame {frame}", width="stretch")
     for column, (name, overlay) in zip(columns[1:], overlays.items(), strict=True):
         column.image(overlay, caption=f"Grad-CAM · {name}", width="stretch")
+    if len(keys) >= 2:
+        compare_frame(state, data, keys, track, frame, method)
+
+
+@st.fragment
+def compare_frame(state: dict, data: bytes, keys: tuple, track: int, frame: int, method: str) -> None:
+    """Where model A and model B look on this track's face in this frame (reruns on its own)."""
+    with st.container(border=True):
+        st.markdown(f"**Where the two models look** on face #{track} in frame {frame} · {method}")
+        waiting = resources.WaitNotice(st.empty())
+        with st.spinner("Comparing the two maps…"):
+            found = resources.frame_comparison(
+                data, state["key"], state["result"], frame, track, keys, method, waiting
+            )
+        waiting.done()
+        comparison.face_view(found, f"video-{track}")
+        st.caption("A video keeps no landmarks: the parts sit where they typically are on a face crop.")
 
 
 st.title("Video")

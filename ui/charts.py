@@ -487,7 +487,7 @@ def _colour_axes(
     limit: float, attention_x: float, difference_x: float, titles: bool = True
 ) -> dict[str, Any]:
     """coloraxis (attention, 0 to 1) and coloraxis2 (B − A, ±limit, white at 0)."""
-    bar = {"thickness": 12, "len": 0.9, "y": 0.5}
+    bar: dict[str, Any] = {"thickness": 12, "len": 0.9, "y": 0.5}
 
     def title(text: str) -> dict[str, Any]:
         return {"title": {"text": text, "side": "right"}} if titles else {}
@@ -522,15 +522,21 @@ def saliency_comparison_figure(
     figure = make_subplots(
         rows=1,
         cols=3,
-        horizontal_spacing=0.08,
+        horizontal_spacing=0.02,
         subplot_titles=[f"A · {names[0]}", f"B · {names[1]}", "B − A"],
     )
     for column, (values, label) in enumerate(((first, names[0]), (second, names[1])), start=1):
         _face_panel(figure, crop, values, {"row": 1, "col": column}, opacity, "coloraxis", label)
     _face_panel(figure, crop, second - first, {"row": 1, "col": 3}, opacity, "coloraxis2", "B − A")
     _picture_axes(figure, 3)
-    limit = difference_limit([second - first])
-    return _layout(figure, title, MAP_PANEL_PX + 60, **_colour_axes(limit, 0.655, 1.0, titles=False))
+    # Colour bars lie under the pictures, so the three pictures take the whole width.
+    axes = _colour_axes(difference_limit([second - first]), 0.0, 0.0)
+    under = {"orientation": "h", "thickness": 10, "y": -0.04, "yanchor": "top", "title": None}
+    axes["coloraxis"]["colorbar"].update(under, x=0.0, xanchor="left", len=0.66)
+    axes["coloraxis2"]["colorbar"].update(under, x=1.0, xanchor="right", len=0.32)
+    figure = _layout(figure, title, MAP_PANEL_PX + 110, **axes)
+    figure.update_layout(margin={"b": 50})
+    return figure
 
 
 def swipe_figure(
@@ -612,7 +618,7 @@ def part_share_chart(shares: Mapping[str, Mapping[str, float]], title: str | Non
 def deletion_chart(
     curves: Mapping[str, CurveLike],
     random: Mapping[str, CurveLike] | None = None,
-    title: str | None = "Deletion: the most-attended pixels removed first",
+    title: str | None = "Deletion curves",
 ) -> go.Figure:
     """Each model's probability of its class as the pixels its map ranks highest are removed (solid),
     beside the same for a random order (dotted, same colour). Area under the curve in the legend:
@@ -632,13 +638,15 @@ def deletion_chart(
                 line={"color": model_colour(index), "dash": dash},
                 hovertemplate="%{x:.0%} removed: %{y:.1%}<extra>" + label + "</extra>",
             )
-    return _layout(
+    figure = _layout(
         figure,
         title,
-        340,
-        xaxis={"tickformat": ".0%", "range": [0, 1], "title": "share of pixels removed"},
+        400,
+        xaxis={"tickformat": ".0%", "range": [0, 1], "title": "share of pixels removed, most attended first"},
         yaxis={"tickformat": ".0%", "range": [0, 1.02], "title": "probability of the explained class"},
     )
+    figure.update_layout(legend={"y": -0.22})
+    return figure
 
 
 def mean_maps_figure(
@@ -681,3 +689,44 @@ def mean_maps_figure(
     axes["coloraxis"]["colorbar"].update(len=0.6, y=0.68)
     axes["coloraxis2"]["colorbar"].update(len=0.3, y=0.15)
     return _layout(figure, None, 80 + 3 * 150, **axes)
+
+
+def part_share_ci_chart(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> go.Figure:
+    """Per facial part (one small chart each), every emotion's mean share of each model's map on that
+    part, with its 95 % interval as an error bar. rows: {"model", "emotion", "part", "share", "low",
+    "high"}, models in the order they first appear (A blue, B orange)."""
+    parts = list(dict.fromkeys(row["part"] for row in rows))
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    if not parts:
+        raise ValueError("no part shares to draw")
+    figure = make_subplots(
+        rows=1, cols=len(parts), shared_yaxes=True, subplot_titles=parts, horizontal_spacing=0.02
+    )
+    for column, part in enumerate(parts, start=1):
+        for index, name in enumerate(models):
+            chosen = [row for row in rows if row["part"] == part and row["model"] == name]
+            shares = np.array([float(row["share"]) for row in chosen])
+            figure.add_bar(
+                x=[row["emotion"] for row in chosen],
+                y=shares,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": np.array([float(row["high"]) for row in chosen]) - shares,
+                    "arrayminus": shares - np.array([float(row["low"]) for row in chosen]),
+                    "thickness": 1,
+                    "width": 2,
+                },
+                name=name,
+                legendgroup=name,
+                showlegend=column == 1,
+                marker_color=model_colour(index),
+                customdata=[[row["low"], row["high"]] for row in chosen],
+                hovertemplate="%{x}: %{y:.1%} (95 % CI %{customdata[0]:.1%}–%{customdata[1]:.1%})<extra>"
+                + f"{name} · {part}</extra>",
+                row=1,
+                col=column,
+            )
+    figure.update_yaxes(tickformat=".0%", rangemode="tozero")
+    figure.update_xaxes(tickangle=-45)
+    return _layout(figure, title, 360, barmode="group", bargap=0.2)

@@ -7,14 +7,20 @@ swiped on one picture; both maps on the whole photo. Each control reruns only th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 from PIL import Image
+from streamlit.delta_generator import DeltaGenerator
 
 from core.explain.saliency import overlay_on_photo
 from core.faces.detection import Face
-from ui.charts import saliency_comparison_figure, swipe_figure
+from ui.charts import deletion_chart, part_share_chart, saliency_comparison_figure, swipe_figure
+from ui.display import agreement_figures, part_share_labels
+
+if TYPE_CHECKING:
+    from core.explain.compare import FaceComparison
 
 SIDE_BY_SIDE, FLIP, SWIPE = "Side by side", "Flip A ⇄ B", "Swipe"
 VIEWS = (SIDE_BY_SIDE, FLIP, SWIPE)
@@ -68,13 +74,53 @@ def map_views(crop: np.ndarray, maps: Mapping[str, np.ndarray], key: str) -> flo
 
 
 def photo_overlays(
-    photo: Image.Image, faces: Sequence[Face], maps: Sequence[Mapping[str, np.ndarray]], opacity: float
+    photo: Image.Image,
+    faces: Sequence[Face],
+    maps: Sequence[Mapping[str, np.ndarray]],
+    opacity: float,
+    columns: Sequence[DeltaGenerator],
 ) -> None:
-    """Each model's maps of every face laid on the whole photo, side by side."""
+    """Each model's maps of every face laid on the whole photo, one model per column."""
     names = list(maps[0]) if maps else []
-    columns = st.columns(len(names))
     for column, name, letter in zip(columns, names, "AB", strict=False):
-        overlay = overlay_on_photo(
-            photo, list(faces), [face_maps[name] for face_maps in maps], weight=opacity
-        )
+        overlay = overlay_on_photo(photo, list(faces), [face_maps[name] for face_maps in maps], weight=opacity)
         column.image(overlay, caption=f"Model {letter} · {name} on the whole photo", width="stretch")
+
+
+def agreement(comparison: FaceComparison) -> None:
+    """How much the two maps agree: Spearman's rank correlation and the top-20 % IoU."""
+    st.markdown("**How much the two maps agree**")
+    for label, value, help_text in agreement_figures(comparison.agreement):
+        st.metric(label, value, help=help_text)
+
+
+def numbers(comparison: FaceComparison, key: str) -> None:
+    """The comparison in one sentence, where each model looks (its share on each facial part), and
+    whether each map is faithful (its deletion curve beside a random order's)."""
+    st.info(comparison.sentence, icon=":material/compare:")
+    parts, faithful = st.columns(2)
+    with parts:
+        st.plotly_chart(
+            part_share_chart(part_share_labels(comparison.parts), "Where each map lies, by facial part"),
+            width="stretch",
+            key=f"{key}-parts",
+        )
+        st.caption("The share of each map on each part (they add up to 100 %).")
+    with faithful:
+        st.plotly_chart(
+            deletion_chart(comparison.deletion, comparison.random_deletion), width="stretch", key=f"{key}-deletion"
+        )
+        st.caption(
+            "Is each map faithful? Its most attended pixels are blurred away first: a map that found what "
+            "its model uses makes the probability fall faster than a random order (a smaller area)."
+        )
+
+
+def face_view(comparison: FaceComparison, key: str) -> None:
+    """A comparison without a photo (the Video frame view): the maps, the agreement, the numbers."""
+    maps, side = st.columns([3, 1])
+    with maps:
+        map_views(comparison.crop, comparison.maps, key)
+    with side:
+        agreement(comparison)
+    numbers(comparison, key)

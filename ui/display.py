@@ -194,3 +194,41 @@ def calibration_rows(calibrations: Mapping[str, Mapping[str, Any]]) -> list[dict
         }
         for name, entry in calibrations.items()
     ]
+
+
+PART_LABELS = {
+    "left_eye": "eye on the left",
+    "right_eye": "eye on the right",
+    "nose": "nose",
+    "mouth": "mouth",
+    "rest": "rest of the crop",
+}
+
+
+def part_share_labels(parts: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Per model, its share on each facial part under a readable name (PART_LABELS), order kept."""
+    return {
+        name: {PART_LABELS.get(part, part.replace("_", " ")): float(share) for part, share in shares.items()}
+        for name, shares in parts.items()
+    }
+
+
+def agreement_figures(agreement: Mapping[str, float]) -> list[tuple[str, str, str]]:
+    """(label, value, help) for each agreement number of two maps; a missing or undefined one is "—"."""
+
+    def shown(key: str, form: str) -> str:
+        value = agreement.get(key)
+        return "—" if value is None or value != value else format(value, form)
+
+    return [
+        (
+            "Spearman rank correlation",
+            shown("spearman", ".2f"),
+            "1: both maps rank the pixels alike; 0: unrelated; −1: opposite. — when a map is flat.",
+        ),
+        (
+            "Top-20 % IoU",
+            shown("top20_iou", ".0%"),
+            "Intersection over union of each map's 20 % most attended pixels: 100 % is the same spot.",
+        ),
+    ]

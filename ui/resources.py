@@ -39,7 +39,9 @@ from core.serving.memory import freeze_long_lived, release_free_memory
 from core.serving.public import limits
 
 if TYPE_CHECKING:
+    from core.explain.compare import FaceComparison
     from core.explain.regions import RegionStudy
+    from core.video.timeline import VideoResult
 
 ModelKeys = tuple[tuple[str, float], ...]
 OnWait = Callable[[Place], None] | None
@@ -249,6 +251,69 @@ def heatmaps(
     maps = [face.heatmaps for face in explained.faces]
     results().put(key, maps, sum(m.nbytes for face in maps for m in face.values()))
     return maps
+
+
+def _comparison_bytes(comparison: FaceComparison) -> int:
+    return sum(m.nbytes for m in comparison.maps.values()) + comparison.crop.nbytes + 4096
+
+
+def comparison(
+    data: bytes,
+    keys: ModelKeys,
+    flip_tta: bool,
+    cam_method: str,
+    cam_class: int | None,
+    face: int,
+    on_wait: OnWait = None,
+) -> FaceComparison:
+    """Where models A and B (the first two keys) look on face `face` (0-based) of analysis()'s faces,
+    reusing heatmaps()'s maps; cached and gated the same way."""
+    from dataclasses import replace
+
+    from core.pipeline import compare_in_analysis
+
+    key = ("comparison", _digest(data), keys, flip_tta, cam_method, cam_class, face)
+    found = results().get(key)
+    if found is not None:
+        return found
+    faces = analysis(data, keys, flip_tta, on_wait)
+    maps = heatmaps(data, keys, flip_tta, cam_method, cam_class, on_wait)
+    explained = replace(
+        faces,
+        faces=[replace(result, heatmaps=face_maps) for result, face_maps in zip(faces.faces, maps, strict=True)],
+        cam_method=cam_method,
+        cam_class=cam_class,
+    )
+    model_a, model_b = models(keys)[:2]
+    with gate().admit(on_wait):
+        found = compare_in_analysis(explained, face, model_a, model_b, cam_method)
+    results().put(key, found, _comparison_bytes(found))
+    return found
+
+
+def frame_comparison(
+    data: bytes,
+    run: tuple,
+    result: VideoResult,
+    frame: int,
+    track: int,
+    keys: ModelKeys,
+    cam_method: str,
+    on_wait: OnWait = None,
+) -> FaceComparison:
+    """core.video.analysis.frame_comparison for one face of one frame of an analysed clip; cached by
+    the clip's bytes and `run` (the settings its result was made with), computed behind the gate."""
+    from core.video.analysis import frame_comparison as compare
+
+    key = ("frame-comparison", _digest(data), run, keys, frame, track, cam_method)
+    found = results().get(key)
+    if found is not None:
+        return found
+    model_a, model_b = models(keys)[:2]
+    with gate().admit(on_wait):
+        found = compare(data, result, frame, track, model_a, model_b, cam_method)
+    results().put(key, found, _comparison_bytes(found))
+    return found
 
 
 @st.cache_data(show_spinner=False, ttl=ONE_HOUR)

@@ -20,12 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.explain.compare import FaceComparison, compare_face
 from core.explain.saliency import attention_maps, overlay_on_photo
 from core.faces.detection import VIDEO_MIN_FACE_SIZE, Face, FaceDetector, crop_face
 from core.faces.drawing import draw_labels
 from core.models.predict import inference_copy
 from core.models.registry import LoadedModel
-from core.pipeline import classify_faces
+from core.pipeline import PAGE_RANDOM_MAPS, PAGE_STEPS, classify_faces
 from core.serving.memory import release_free_memory
 from core.video.codec import (
     DEFAULT_EVERY,
@@ -296,3 +297,35 @@ def frame_saliency(
         heatmaps = attention_maps(model, crops, classes, method=method)
         overlays[model.name] = overlay_on_photo(image, faces, list(heatmaps))
     return image, overlays
+
+
+def frame_comparison(
+    path: VideoSource,
+    result: VideoResult,
+    frame: int,
+    track: int,
+    model_a: LoadedModel,
+    model_b: LoadedModel,
+    method: str = "gradcam",
+    limits: VideoLimits = DEFAULT_LIMITS,
+) -> FaceComparison:
+    """Where two models look on one tracked face of one frame, each explaining its smoothed emotion.
+
+    Video keeps no landmarks, so the facial parts sit where they typically are on a FER2013-framed
+    crop (core.explain.compare.default_landmarks). ValueError when the track is not in that frame.
+    """
+    point = next((p for p in result.frame_points(frame) if p.track == track), None)
+    if point is None:
+        raise ValueError(f"face #{track} is not in frame {frame}")
+    image = read_frame(path, frame, limits).image
+    crop = crop_face(image, Face(box=point.box, landmarks=(), score=1.0))
+    targets = {model.name: int(np.argmax(point.smoothed[model.name])) for model in (model_a, model_b)}
+    return compare_face(
+        crop,
+        model_a,
+        model_b,
+        targets=targets,
+        method=method,
+        steps=PAGE_STEPS,
+        random_count=PAGE_RANDOM_MAPS,
+    )

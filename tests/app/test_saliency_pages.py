@@ -5,6 +5,10 @@ Models come from tiny_registry (random tiny_a and tiny_b); real MTCNN and real g
 
 from __future__ import annotations
 
+import json
+
+from streamlit.testing.v1 import AppTest
+
 from tests.helpers import (  # noqa: F401 (autouse fixtures)
     fresh_app,
     navigation_from_app_py,
@@ -13,14 +17,22 @@ from tests.helpers import (  # noqa: F401 (autouse fixtures)
 )
 
 
-def chart_titles(app) -> list[str]:
-    import json
+def specs(app: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
 
+
+def chart_titles(app: AppTest) -> list[str]:
+    """Every chart's title and subplot titles."""
     titles = []
-    for chart in app.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
-        titles += [a.get("text", "") for a in spec["layout"].get("annotations", [])]
+    for spec in specs(app):
+        layout = spec["layout"]
+        titles += [(layout.get("title") or {}).get("text", "")]
+        titles += [a.get("text", "") for a in layout.get("annotations", [])]
     return titles
+
+
+def trace_names(app: AppTest) -> list[str]:
+    return [trace.get("name", "") for spec in specs(app) for trace in spec["data"]]
 
 
 def test_analyze_compares_where_the_two_models_look(tiny_registry: list[str]) -> None:
@@ -32,3 +44,37 @@ def test_analyze_compares_where_the_two_models_look(tiny_registry: list[str]) ->
     captions = [c for image in app.get("image") for c in image.captions]
     assert "Model A · tiny_a on the whole photo" in captions
     assert "Model B · tiny_b on the whole photo" in captions
+    # Where each model looks, in numbers; how much they agree; whether each map is faithful; in words.
+    assert "Share of each map on each part" in chart_titles(app)
+    assert {"Spearman rank correlation", "Top-20 % IoU"} <= {m.label for m in app.metric}
+    names = trace_names(app)
+    assert any(n.startswith("tiny_a map (area ") for n in names)
+    assert any(n.startswith("tiny_b random order (area ") for n in names)
+    assert any("tiny_a" in info.value and "tiny_b" in info.value and "%" in info.value for info in app.info)
+
+
+def button_group(app: AppTest, key: str):
+    return next(group for group in app.get("button_group") if group.key == key)
+
+
+def test_flip_and_swipe_show_one_picture_and_opacity_reaches_the_maps(tiny_registry: list[str]) -> None:
+    app = open_page("pages/analyze.py")
+    app.slider(key="image-0-compare-opacity").set_value(0.8).run()
+    maps = [t for spec in specs(app) for t in spec["data"] if t.get("coloraxis")]
+    assert len(maps) == 3 and all(t["opacity"] == 0.8 for t in maps), "A, B and B − A, at the opacity picked"
+
+    view = button_group(app, "image-0-compare-view")
+    assert view.options == ["Side by side", "Flip A ⇄ B", "Swipe"]
+    view.set_value("Flip A ⇄ B").run()
+    no_errors(app)
+    button_group(app, "image-0-compare-flip").set_value("B · tiny_b").run()
+    no_errors(app)
+    titles = chart_titles(app)
+    assert "B · tiny_b" in titles and "A · tiny_a" not in titles, "flipped to B alone"
+
+    button_group(app, "image-0-compare-view").set_value("Swipe").run()
+    app.slider(key="image-0-compare-swipe").set_value(30).run()
+    no_errors(app)
+    swipe = next(spec for spec in specs(app) if spec["layout"].get("shapes"))
+    assert swipe["layout"]["shapes"][0]["x0"] == round(0.3 * 48) - 0.5, "the line where A ends"
+    assert {"A · tiny_a", "B · tiny_b"} <= set(chart_titles(app))

@@ -192,3 +192,21 @@ def test_mean_maps_figure_is_three_rows_of_emotions_with_b_minus_a_last() -> Non
     assert np.allclose(difference, np.round(second["angry"] - first["angry"], 3))
     limit = figure.layout.coloraxis2.cmax
     assert limit == pytest.approx(max(np.abs(second[e] - first[e]).max() for e in EMOTIONS[:3]), abs=1e-9)
+
+
+def test_part_share_ci_chart_has_a_panel_per_part_and_asymmetric_error_bars() -> None:
+    rows = [
+        {"model": m, "emotion": e, "part": p, "share": 0.3, "low": 0.2, "high": 0.35}
+        for p in ("eyes", "mouth")
+        for m in ("base", "masked")
+        for e in EMOTIONS
+    ]
+    figure = charts.part_share_ci_chart(rows)
+    assert len(figure.data) == 4
+    assert [a.text for a in figure.layout.annotations] == ["eyes", "mouth"]
+    bar = figure.data[0]
+    assert list(bar.x) == list(EMOTIONS)
+    assert np.allclose(bar.error_y.array, 0.05) and np.allclose(bar.error_y.arrayminus, 0.1)
+    assert [trace.showlegend for trace in figure.data] == [True, True, False, False]
+    with pytest.raises(ValueError):
+        charts.part_share_ci_chart([])

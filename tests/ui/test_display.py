@@ -126,3 +126,22 @@ def test_model_summary_reads_a_card() -> None:
     }
     summary = studio.model_summary(card)
     assert summary["scheme"] == "masked" and summary["epochs"] == 3 and summary["evaluations"] == 1
+
+
+def test_part_share_labels_are_readable_and_keep_order() -> None:
+    from ui.display import part_share_labels
+
+    labels = part_share_labels({"a": {"left_eye": 0.2, "mouth": 0.5, "chin_strap": 0.3}})
+    assert list(labels["a"]) == ["eye on the left", "mouth", "chin strap"]
+    assert labels["a"]["mouth"] == 0.5
+
+
+def test_agreement_figures_show_nan_as_a_dash() -> None:
+    from ui.display import agreement_figures
+
+    figures = agreement_figures({"spearman": float("nan"), "top20_iou": 0.254})
+    assert [(label, value) for label, value, _ in figures] == [
+        ("Spearman rank correlation", "—"),
+        ("Top-20 % IoU", "25%"),
+    ]
+    assert agreement_figures({})[0][1] == "—"
