@@ -64,7 +64,9 @@ def fill_saliency(slots: list[dict[str, Any]], result: Analysis, heatmaps: list[
 
 
 @st.fragment
-def compare(item: ImageInput, result: Analysis, heatmaps: list[dict[str, Any]], request: tuple, key: str) -> None:
+def compare(
+    item: ImageInput, result: Analysis, heatmaps: list[dict[str, Any]], request: tuple, key: str
+) -> None:
     """Where model A and model B look on one face of the photo, with numbers (reruns on its own).
 
     request: (keys, flip, method, target) as resources.heatmaps() took them.

@@ -68,7 +68,7 @@ def map_views(crop: np.ndarray, maps: Mapping[str, np.ndarray], key: str) -> flo
         figure = swipe_figure(crop, maps, split / 100, opacity)
     else:
         figure = saliency_comparison_figure(crop, maps, opacity)
-    st.plotly_chart(figure, width="stretch", key=f"{key}-maps-{view}")
+    st.plotly_chart(figure, width="stretch", key=f"{key}-maps-{view}", config={"displayModeBar": False})
     st.caption(MAPS_CAPTION)
     return opacity
 
@@ -83,7 +83,9 @@ def photo_overlays(
     """Each model's maps of every face laid on the whole photo, one model per column."""
     names = list(maps[0]) if maps else []
     for column, name, letter in zip(columns, names, "AB", strict=False):
-        overlay = overlay_on_photo(photo, list(faces), [face_maps[name] for face_maps in maps], weight=opacity)
+        overlay = overlay_on_photo(
+            photo, list(faces), [face_maps[name] for face_maps in maps], weight=opacity
+        )
         column.image(overlay, caption=f"Model {letter} · {name} on the whole photo", width="stretch")
 
 
@@ -108,7 +110,9 @@ def numbers(comparison: FaceComparison, key: str) -> None:
         st.caption("The share of each map on each part (they add up to 100 %).")
     with faithful:
         st.plotly_chart(
-            deletion_chart(comparison.deletion, comparison.random_deletion), width="stretch", key=f"{key}-deletion"
+            deletion_chart(comparison.deletion, comparison.random_deletion),
+            width="stretch",
+            key=f"{key}-deletion",
         )
         st.caption(
             "Is each map faithful? Its most attended pixels are blurred away first: a map that found what "

@@ -280,7 +280,9 @@ def comparison(
     maps = heatmaps(data, keys, flip_tta, cam_method, cam_class, on_wait)
     explained = replace(
         faces,
-        faces=[replace(result, heatmaps=face_maps) for result, face_maps in zip(faces.faces, maps, strict=True)],
+        faces=[
+            replace(result, heatmaps=face_maps) for result, face_maps in zip(faces.faces, maps, strict=True)
+        ],
         cam_method=cam_method,
         cam_class=cam_class,
     )

@@ -45,7 +45,7 @@ def test_analyze_compares_where_the_two_models_look(tiny_registry: list[str]) ->
     assert "Model A · tiny_a on the whole photo" in captions
     assert "Model B · tiny_b on the whole photo" in captions
     # Where each model looks, in numbers; how much they agree; whether each map is faithful; in words.
-    assert "Share of each map on each part" in chart_titles(app)
+    assert "Where each map lies, by facial part" in chart_titles(app)
     assert {"Spearman rank correlation", "Top-20 % IoU"} <= {m.label for m in app.metric}
     names = trace_names(app)
     assert any(n.startswith("tiny_a map (area ") for n in names)

@@ -38,8 +38,11 @@ def test_video_page_analyses_an_upload(
     no_errors(app)
     next(b for b in app.button if b.label == "Analyse").click().run()
     no_errors(app)
-    assert [m.value for m in app.metric] == ["8", "1"]
-    assert len(app.get("plotly_chart")) == 1 and len(app.get("video")) == 1
+    assert [m.value for m in app.metric][:2] == ["8", "1"]
+    assert len(app.get("video")) == 1
+    assert len(app.get("plotly_chart")) == 4, (
+        "the timeline; the two maps, the part shares, the deletion curves"
+    )
     assert [b.label for b in app.get("download_button")] == [
         "CSV (frame, face, model)",
         "JSON",
@@ -47,9 +50,12 @@ def test_video_page_analyses_an_upload(
     ]
     captions = [c for image in app.get("image") for c in image.captions]
     assert captions == ["frame 0", "Grad-CAM · tiny_a", "Grad-CAM · tiny_b"]
+    assert any("Where the two models look** on face #1 in frame 0" in md.value for md in app.markdown)
+    assert {"Spearman rank correlation", "Top-20 % IoU"} <= {m.label for m in app.metric}
     app.select_slider(key="frame-1").set_value(5).run()
     no_errors(app)
     assert [c for image in app.get("image") for c in image.captions][0] == "frame 5"
+    assert any("on face #1 in frame 5" in md.value for md in app.markdown), "the comparison follows the frame"
     assert built == [], "reruns build no download: CSV and JSON are made when asked for, once"
 
 

@@ -24,6 +24,7 @@ from core.video.analysis import (
     FrameAnalyzer,
     VideoSettings,
     analyze_video,
+    frame_comparison,
     frame_saliency,
     video_detector,
 )
@@ -184,6 +185,26 @@ def test_grad_cam_for_a_chosen_frame(tiny_registry, moving_clip: Path, vdetector
         assert overlay.size == image.size
         changed = np.abs(np.asarray(overlay, int) - np.asarray(image, int)).sum(axis=2) > 30
         assert changed[box[1] : box[3], box[0] : box[2]].mean() > 0.5 and not changed[:, :5].any()
+
+
+def test_where_two_models_look_on_one_tracked_face_of_a_frame(
+    tiny_registry, moving_clip: Path, vdetector
+) -> None:
+    from core.explain.compare import FACE_PARTS
+    from core.faces.detection import Face, crop_face
+
+    models = [load_model(name) for name in tiny_registry]
+    result = analyze_video(moving_clip, models, vdetector)
+    point = result.frame_points(7)[0]
+    found = frame_comparison(moving_clip, result, 7, point.track, *models)
+    crop = crop_face(read_frame(moving_clip, 7).image, Face(box=point.box, landmarks=(), score=1.0))
+    assert np.array_equal(found.crop, crop), "the tracked face's crop in that frame"
+    assert found.names == tuple(tiny_registry)
+    assert found.targets == {m.name: int(np.argmax(point.smoothed[m.name])) for m in models}
+    assert set(found.parts[tiny_registry[0]]) == set(FACE_PARTS)
+    assert found.sentence and found.deletion[tiny_registry[1]].probabilities.shape == (6,)
+    with pytest.raises(ValueError, match="not in frame 7"):
+        frame_comparison(moving_clip, result, 7, point.track + 99, *models)
 
 
 def test_memory_stays_flat_and_stop_ends_early(
