@@ -21,6 +21,7 @@ PAGES = [
     st.Page("pages/analyze.py", title="Analyze", icon=":material/face:", default=True),
     st.Page("pages/video.py", title="Video", icon=":material/movie:"),
     st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
+    st.Page("pages/saliency.py", title="Saliency", icon=":material/visibility:"),
     st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:"),
     st.Page("pages/models.py", title="Models & evaluation", icon=":material/leaderboard:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),

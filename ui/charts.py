@@ -650,11 +650,14 @@ def deletion_chart(
 
 
 def mean_maps_figure(
-    maps: Mapping[str, Mapping[str, np.ndarray]], counts: Mapping[str, int] | None = None
+    maps: Mapping[str, Mapping[str, np.ndarray]],
+    difference: Mapping[str, np.ndarray] | None = None,
+    counts: Mapping[str, str | int] | None = None,
 ) -> go.Figure:
     """The paper's Figure 5 for two models: the mean map per emotion for A (top row), for B, and B
     minus A (bottom row, diverging, symmetric about 0 = white). `maps` maps each model name (A
-    first) to {emotion: mean map}; `counts` (emotion -> faces) goes under each column's title."""
+    first) to {emotion: mean map}; `difference` (emotion -> map) replaces B's mean minus A's (when
+    they were averaged over other faces); `counts` (emotion -> faces) goes beside each title."""
     if len(maps) != 2:
         raise ValueError(f"the figure needs two models' maps, got {len(maps)}")
     names = list(maps)
@@ -662,7 +665,12 @@ def mean_maps_figure(
     emotions = [e for e in first if e in second]
     if not emotions:
         raise ValueError("the two models share no emotion with a mean map")
-    differences = {e: np.asarray(second[e], float) - np.asarray(first[e], float) for e in emotions}
+    differences = {
+        e: np.asarray(difference[e], float)
+        if difference is not None and e in difference
+        else np.asarray(second[e], float) - np.asarray(first[e], float)
+        for e in emotions
+    }
     limit = difference_limit(list(differences.values()))
     titles = [f"{e}" + (f" ({counts[e]})" if counts and e in counts else "") for e in emotions]
     titles += [""] * len(emotions) * 2
@@ -685,10 +693,50 @@ def mean_maps_figure(
         ):
             _face_panel(figure, None, values, {"row": row, "col": column}, 1.0, axis, f"{label} · {emotion}")
     _picture_axes(figure, 3 * len(emotions))
-    axes = _colour_axes(limit, 1.02, 1.02)
+    axes = _colour_axes(limit, 1.04, 1.04)
     axes["coloraxis"]["colorbar"].update(len=0.6, y=0.68)
     axes["coloraxis2"]["colorbar"].update(len=0.3, y=0.15)
     return _layout(figure, None, 80 + 3 * 150, **axes)
+
+
+def sanity_chart(rows: Mapping[str, Sequence[Mapping[str, Any]]], title: str | None = None) -> go.Figure:
+    """The randomisation check: per model, the rank correlation of its maps with the trained model's
+    after resetting the weights from the top layer down to each layer (line, 95 % band). A method that
+    explains the model falls towards 0; one that stays high draws the picture, not the model."""
+    figure = go.Figure()
+    for index, (name, steps) in enumerate(rows.items()):
+        labels = [f"{number}. {row['reset_to']}" for number, row in enumerate(steps, start=1)]
+        colour = model_colour(index)
+        figure.add_scatter(
+            x=labels + labels[::-1],
+            y=[row["hi"] for row in steps] + [row["lo"] for row in steps][::-1],
+            fill="toself",
+            fillcolor=colour,
+            opacity=0.2,
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            legendgroup=name,
+        )
+        figure.add_scatter(
+            x=labels,
+            y=[row["mean"] for row in steps],
+            mode="lines+markers",
+            name=name,
+            legendgroup=name,
+            line={"color": colour},
+            customdata=[[row["lo"], row["hi"]] for row in steps],
+            hovertemplate="reset down to %{x}: %{y:.2f} (95 % CI %{customdata[0]:.2f} to %{customdata[1]:.2f})"
+            "<extra>" + name + "</extra>",
+        )
+    figure.add_hline(y=0, line={"color": "#999999", "dash": "dash", "width": 1})
+    return _layout(
+        figure,
+        title,
+        360,
+        xaxis={"title": "weights reset from the top down to", "type": "category", "tickangle": -35},
+        yaxis={"title": "Spearman with the trained maps", "range": [-0.2, 1.0]},
+    )
 
 
 def part_share_ci_chart(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> go.Figure:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -232,3 +233,136 @@ def agreement_figures(agreement: Mapping[str, float]) -> list[tuple[str, str, st
             "Intersection over union of each map's 20 % most attended pixels: 100 % is the same spot.",
         ),
     ]
+
+
+# The stored saliency study (core.evaluation.saliency_study): its summary dict and mean maps, for the
+# Saliency page.
+STUDY_SUBSETS = {"all": "All faces", "correct": "Correctly classified only"}
+
+
+@dataclass
+class Curve:
+    """A mean deletion curve from a stored study, in the shape ui.charts.deletion_chart reads."""
+
+    fractions: np.ndarray
+    probabilities: np.ndarray
+    auc: float
+
+
+def study_command(a: str, b: str) -> str:
+    """The command that computes and stores the study of models a and b."""
+    return f"python -m core saliency-study --models {a} {b} --record"
+
+
+def study_mean_maps(
+    maps: Mapping[str, np.ndarray], names: Sequence[str], subset: str
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """From a study's arrays ("a_all", "difference_correct", ... each (7, S, S) in EMOTIONS order):
+    {model: {emotion: mean map}} for A and B, and {emotion: mean of B − A}."""
+    per_model = {
+        name: dict(zip(EMOTIONS, maps[f"{role}_{subset}"], strict=True))
+        for name, role in zip(names, ("a", "b"), strict=True)
+    }
+    return per_model, dict(zip(EMOTIONS, maps[f"difference_{subset}"], strict=True))
+
+
+def study_counts(summary: Mapping[str, Any], subset: str) -> dict[str, str]:
+    """Faces behind each emotion's mean maps: all of them, or those A and those B got right ("A/B")."""
+    counts = summary["counts"]
+    if subset == "all":
+        return {e: str(counts["all"][e]) for e in EMOTIONS}
+    a, b = summary["models"]
+    return {e: f"{counts[f'correct {a}'][e]}/{counts[f'correct {b}'][e]}" for e in EMOTIONS}
+
+
+def study_part_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per model, emotion (then "all") and facial part: mean share and its 95 % interval."""
+    return [
+        {
+            "model": name,
+            "emotion": emotion,
+            "part": PART_LABELS.get(part, part),
+            "share": interval["mean"],
+            "low": interval["lo"],
+            "high": interval["hi"],
+        }
+        for name in summary["models"]
+        for emotion, parts in summary["parts"][name].items()
+        for part, interval in parts.items()
+    ]
+
+
+def _points(interval: Mapping[str, float]) -> str:
+    return f"{100 * interval['mean']:+.1f} ({100 * interval['lo']:+.1f} to {100 * interval['hi']:+.1f})"
+
+
+def part_difference_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per emotion, B's share minus A's on each part in points, with the 95 % interval."""
+    return [
+        {"emotion": emotion, **{PART_LABELS.get(part, part): _points(i) for part, i in parts.items()}}
+        for emotion, parts in summary["part_difference"].items()
+    ]
+
+
+def _auc(interval: Mapping[str, float]) -> str:
+    return f"{interval['mean']:.3f} ({interval['lo']:.3f} to {interval['hi']:.3f})"
+
+
+def faithfulness_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per model: deletion AUC of its maps and of random maps (95 % intervals), the gap, how often
+    its map beats random on a face."""
+    return [
+        {
+            "model": name,
+            "faces": row["faces"],
+            "deletion AUC (lower: faithful)": _auc(row["deletion_auc"]),
+            "random maps' AUC": _auc(row["random_deletion_auc"]),
+            "random − map": _auc(row["gap"]),
+            "map beats random on": f"{row['beats_random']:.0%} of faces",
+        }
+        for name, row in summary["faithfulness"].items()
+    ]
+
+
+def layer_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per model and Grad-CAM layer: deletion AUC, the gap to random maps, how often it beats random."""
+    return [
+        {
+            "model": name,
+            "layer": layer,
+            "deletion AUC": _auc(row["deletion_auc"]),
+            "random − map": _auc(row["gap"]),
+            "map beats random on": f"{row['beats_random']:.0%} of faces",
+        }
+        for name, rows in summary["layers"]["rows"].items()
+        for layer, row in rows.items()
+    ]
+
+
+def study_curves(summary: Mapping[str, Any]) -> tuple[dict[str, Curve], dict[str, Curve]]:
+    """Each model's mean deletion curve for its own maps and for random maps."""
+
+    def curve(values: Sequence[float], auc: Mapping[str, float]) -> Curve:
+        return Curve(np.linspace(0.0, 1.0, len(values)), np.asarray(values, dtype=float), float(auc["mean"]))
+
+    rows = summary["faithfulness"]
+    return (
+        {name: curve(row["curve"], row["deletion_auc"]) for name, row in rows.items()},
+        {name: curve(row["random_curve"], row["random_deletion_auc"]) for name, row in rows.items()},
+    )
+
+
+def sanity_sentence(name: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    """What the randomisation check says about one model's maps, in words."""
+    if not rows:
+        return f"{name}: no layer with weights was reset."
+    top, last = rows[0], rows[-1]
+    spread = f"{last['mean']:.2f} ({last['lo']:.2f} to {last['hi']:.2f})"
+    if last["hi"] < 0.5:
+        verdict = "the maps depend on what the model learned, as they should"
+    else:
+        verdict = "the maps stay alike without the learned weights: they show the picture more than the model"
+    return (
+        f"{name}: resetting the top layer leaves a rank correlation of {top['mean']:.2f} with the trained "
+        f"maps; resetting every layer leaves {spread}: {verdict}."
+    )

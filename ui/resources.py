@@ -18,11 +18,15 @@ import hashlib
 import itertools
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +43,7 @@ from core.serving.memory import freeze_long_lived, release_free_memory
 from core.serving.public import limits
 
 if TYPE_CHECKING:
+    from core.evaluation.saliency_study import SaliencyStudy
     from core.explain.compare import FaceComparison
     from core.explain.regions import RegionStudy
     from core.video.timeline import VideoResult
@@ -449,3 +454,71 @@ def stream_slots() -> threading.BoundedSemaphore:
     A module-level singleton (core.serving.shared), so no cache clearing frees more places.
     """
     return shared.stream_slots()
+
+
+def _study_stamp(a: str, b: str) -> float:
+    """The newest modification time of a stored study of a and b (0 when there is none)."""
+    from core.evaluation.saliency_study import study_name
+    from core.models.registry import model_dirs
+
+    stamps = [path.stat().st_mtime for d in model_dirs() if (path := d / f"{study_name(a, b)}.json").exists()]
+    return max(stamps, default=0.0)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _stored_study(a: str, b: str, stamp: float) -> SaliencyStudy | None:
+    from core.evaluation.saliency_study import load_study
+
+    del stamp  # part of the cache key only: a study stored again is read again
+    return load_study(a, b)
+
+
+def saliency_study(a: str, b: str) -> SaliencyStudy | None:
+    """The stored saliency study of models a and b (core.evaluation.saliency_study.load_study), read once
+    per version of its file and shared (treat it as read-only); None when there is none. StudyError
+    (not cached) when the file is there but unusable."""
+    return _stored_study(a, b, _study_stamp(a, b))
+
+
+@dataclass
+class StudyRun:
+    """A saliency study computing in its own process (`python -m core saliency-study ... --record`)."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: float
+
+    def log_tail(self, lines: int = 6) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        # tqdm rewrites its line with carriage returns: keep the last state of each line.
+        return "\n".join(line.rsplit("\r", 1)[-1] for line in text.splitlines()[-lines:])
+
+
+@st.cache_resource(show_spinner=False)
+def study_runs() -> dict[tuple[str, str], StudyRun]:
+    """The studies started from this app process, by (A, B), shared by every session."""
+    return {}
+
+
+def start_study(a: str, b: str) -> StudyRun:
+    """Start `python -m core saliency-study --models a b --record` in its own process (never in public
+    mode: the page does not offer it), its output in $FER_STUDIO_HOME/logs; one per pair at a time."""
+    from core.evaluation.saliency_study import study_name
+    from core.paths import REPO_ROOT, home_dir
+
+    runs = study_runs()
+    running = runs.get((a, b))
+    if running is not None and running.process.poll() is None:
+        return running
+    log = home_dir() / "logs" / f"{study_name(a, b)}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "core", "saliency-study", "--models", a, b, "--record"]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    runs[(a, b)] = StudyRun(process, log, time.time())
+    return runs[(a, b)]

@@ -184,6 +184,8 @@ def test_mean_maps_figure_is_three_rows_of_emotions_with_b_minus_a_last() -> Non
     first = {e: rng.random((12, 12)) for e in EMOTIONS}
     second = {e: rng.random((12, 12)) for e in EMOTIONS[:3]}
     figure = charts.mean_maps_figure({"base": first, "masked": second}, counts={"angry": 4})
+    given = charts.mean_maps_figure({"base": first, "masked": second}, {"angry": np.zeros((12, 12))})
+    assert not np.asarray(given.data[2].z).any(), "a difference given is drawn as given"
     assert len(figure.data) == 3 * 3, "only the emotions both models have"
     titles = [annotation.text for annotation in figure.layout.annotations]
     assert titles[:3] == ["angry (4)", "disgust", "fear"]
@@ -210,3 +212,16 @@ def test_part_share_ci_chart_has_a_panel_per_part_and_asymmetric_error_bars() ->
     assert [trace.showlegend for trace in figure.data] == [True, True, False, False]
     with pytest.raises(ValueError):
         charts.part_share_ci_chart([])
+
+
+def test_sanity_chart_draws_a_band_and_a_line_per_model() -> None:
+    steps = [
+        {"reset_to": "classifier", "mean": 0.8, "lo": 0.7, "hi": 0.9},
+        {"reset_to": "features.0", "mean": 0.1, "lo": 0.0, "hi": 0.2},
+    ]
+    figure = charts.sanity_chart({"base": steps, "masked": steps})
+    lines = [trace for trace in figure.data if trace.mode == "lines+markers"]
+    assert [trace.name for trace in lines] == ["base", "masked"]
+    assert list(lines[0].x) == ["1. classifier", "2. features.0"] and list(lines[0].y) == [0.8, 0.1]
+    band = figure.data[0]
+    assert band.fill == "toself" and list(band.y) == [0.9, 0.2, 0.0, 0.7]
