@@ -63,9 +63,9 @@ def no_study(a: str, b: str) -> None:
         st.caption("This public demo does not compute studies: run the command on your own copy.")
         return
     running = resources.study_runs().get((a, b))
-    if running is None or running.process.poll() is not None:
-        if st.button("Compute the study now", icon=":material/play_arrow:", key="start_study"):
-            resources.start_study(a, b)
+    idle = running is None or running.process.poll() is not None
+    if idle and st.button("Compute the study now", icon=":material/play_arrow:", key="start_study"):
+        resources.start_study(a, b)
     watch(a, b)
 
 
@@ -73,7 +73,12 @@ def figure_5(study: SaliencyStudy, names: list[str]) -> None:
     """Mean map per emotion for A, B and B − A, over all faces or the correctly classified ones."""
     st.subheader("Where each model looks, per emotion", divider="gray")
     subset = st.segmented_control(
-        "Faces", list(STUDY_SUBSETS), format_func=STUDY_SUBSETS.get, default="all", required=True, key="study_subset"
+        "Faces",
+        list(STUDY_SUBSETS),
+        format_func=STUDY_SUBSETS.get,
+        default="all",
+        required=True,
+        key="study_subset",
     )
     maps, difference = study_mean_maps(study.maps, names, subset)
     st.plotly_chart(
@@ -133,14 +138,18 @@ figure_5(study, names)
 
 st.subheader("Share of each map on each facial part", divider="gray")
 st.plotly_chart(part_share_ci_chart(study_part_rows(summary)), width="stretch", key="study-parts")
-st.caption("Mean share of the map on each part per emotion, with its 95 % bootstrap interval; “all” is every face.")
+st.caption(
+    "Mean share of the map on each part per emotion, with its 95 % bootstrap interval; “all” is every face."
+)
 with st.expander("B − A per part, in points (95 % interval)"):
     st.dataframe(part_difference_rows(summary), hide_index=True)
 
 st.subheader("Are the maps faithful?", divider="gray")
 curves, random = study_curves(summary)
 chart, table = st.columns([2, 3])
-chart.plotly_chart(deletion_chart(curves, random, "Mean deletion curves"), width="stretch", key="study-deletion")
+chart.plotly_chart(
+    deletion_chart(curves, random, "Mean deletion curves"), width="stretch", key="study-deletion"
+)
 with table:
     st.dataframe(faithfulness_rows(summary), hide_index=True)
     st.caption(

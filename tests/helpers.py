@@ -52,7 +52,7 @@ def write_fer_folders(
 # The app through AppTest
 
 APP = str(REPO / "app.py")
-PAGES = ["pages/analyze.py", "pages/clusters.py", "pages/models.py", "pages/train.py"]
+PAGES = ["pages/analyze.py", "pages/saliency.py", "pages/clusters.py", "pages/models.py", "pages/train.py"]
 TIMEOUT = 180
 
 

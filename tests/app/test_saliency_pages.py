@@ -6,14 +6,22 @@ Models come from tiny_registry (random tiny_a and tiny_b); real MTCNN and real g
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
+from core.cli import main
+from core.evaluation.saliency_study import load_study
+from core.models.architectures import create_model
+from core.models.registry import save_model
 from tests.helpers import (  # noqa: F401 (autouse fixtures)
     fresh_app,
     navigation_from_app_py,
     no_errors,
     open_page,
+    write_fer_folders,
 )
 
 
@@ -78,3 +86,78 @@ def test_flip_and_swipe_show_one_picture_and_opacity_reaches_the_maps(tiny_regis
     swipe = next(spec for spec in specs(app) if spec["layout"].get("shapes"))
     assert swipe["layout"]["shapes"][0]["x0"] == round(0.3 * 48) - 0.5, "the line where A ends"
     assert {"A · tiny_a", "B · tiny_b"} <= set(chart_titles(app))
+
+
+@pytest.fixture
+def small_pair(isolated_home: Path) -> list[str]:
+    """Two small random VGGs registered as small_a and small_b (tiny_registry's seed_cnn makes the
+    study's per-layer and randomisation passes several times slower)."""
+    names = []
+    for seed, name in enumerate(("small_a", "small_b")):
+        torch.manual_seed(seed)
+        card = {"architecture": "vgg", "arch_args": {"widths": [8, 16]}, "scheme": "baseline"}
+        save_model(create_model("vgg", widths=[8, 16]), card, name)
+        names.append(name)
+    return names
+
+
+@pytest.fixture
+def stored_study(small_pair: list[str], tmp_path: Path) -> Path:
+    """The study of small_a and small_b on 21 generated faces, written by the study's own command."""
+    data = write_fer_folders(tmp_path / "fer", count_per_class=3)
+    argv = ["saliency-study", "--models", *small_pair, "--data", str(data), "--limit", "21"]
+    argv += ["--no-landmarks", "--layer-faces", "3", "--sanity-faces", "2", "--steps", "4", "--record"]
+    assert main(argv) == 0
+    study = load_study(*small_pair)
+    assert study is not None
+    return study.path
+
+
+def test_saliency_page_shows_the_stored_study(stored_study: Path) -> None:
+    app = open_page("pages/saliency.py")
+    no_errors(app)
+    assert any(
+        "The paper's claim, tested:" in info.value and "fear (3 faces)" in info.value for info in app.info
+    )
+    titles = chart_titles(app)
+    assert {"A · small_a", "B · small_b", "B − A"} <= set(titles), "Figure 5's three rows"
+    assert "fear (3)" in titles, "all faces: the count of each emotion"
+    assert {"eye on the left", "mouth", "rest of the crop"} <= set(titles), "a part-share panel per part"
+    names = trace_names(app)
+    assert any(n.startswith("small_b random order (area ") for n in names), "mean deletion curves"
+    assert [row["model"] for row in app.dataframe[1].value.to_dict("records")] == ["small_a", "small_b"]
+    sanity = [md.value for md in app.markdown if "resetting every layer" in md.value]
+    assert len(sanity) == 2 and sanity[0].startswith("- small_a:")
+
+    button_group(app, "study_subset").set_value("correct").run()
+    no_errors(app)
+    assert any(title.startswith("fear (") and "/" in title for title in chart_titles(app)), "A/B counts"
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_without_a_study_the_page_gives_the_command(
+    tiny_registry: list[str], monkeypatch: pytest.MonkeyPatch, public: bool
+) -> None:
+    if public:
+        monkeypatch.setenv("FER_STUDIO_PUBLIC", "1")
+    app = open_page("pages/saliency.py")
+    no_errors(app)
+    message = next(info.value for info in app.info if "No saliency study" in info.value)
+    assert "python -m core saliency-study --models tiny_a tiny_b --record" in message
+    labels = [button.label for button in app.button]
+    assert ("Compute the study now" in labels) is not public, "a visitor of the public demo cannot start one"
+
+
+def test_a_damaged_study_says_why_and_how_to_redo_it(tiny_registry: list[str], isolated_home: Path) -> None:
+    stored = isolated_home / "models" / "saliency-study_tiny_a_vs_tiny_b.json"
+    stored.write_text("{not json")
+    app = open_page("pages/saliency.py")
+    assert not app.exception
+    assert any("cannot be used" in w.value and "saliency-study --models" in w.value for w in app.warning)
+
+
+def test_one_model_is_not_a_comparison(tiny_registry: list[str]) -> None:
+    app = open_page("pages/saliency.py")
+    app.selectbox(key="model_b").set_value("tiny_a").run()
+    no_errors(app)
+    assert any("Pick two different models" in info.value for info in app.info)
