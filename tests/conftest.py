@@ -55,6 +55,21 @@ def tiny_registry(isolated_home: Path) -> list[str]:
 
 
 @pytest.fixture
+def small_pair(isolated_home: Path) -> list[str]:
+    """Two small random VGGs registered as small_a and small_b: quicker than tiny_registry's pair where
+    a test runs many passes per model (the saliency study's per-layer and randomisation passes)."""
+    from core.models.registry import save_model
+
+    names = []
+    for seed, name in enumerate(("small_a", "small_b")):
+        torch.manual_seed(seed)
+        card = {"architecture": "vgg", "arch_args": {"widths": [8, 16]}, "scheme": "baseline"}
+        save_model(create_model("vgg", widths=[8, 16]), card, name)
+        names.append(name)
+    return names
+
+
+@pytest.fixture
 def fer_folders(tmp_path: Path) -> Path:
     return write_fer_folders(tmp_path / "fer")
 

@@ -1,6 +1,7 @@
 """The saliency comparison through AppTest: one face's two maps on the Analyze page, the Saliency page.
 
-Models come from tiny_registry (random tiny_a and tiny_b); real MTCNN and real grad-cam.
+Models come from tiny_registry (random tiny_a and tiny_b) or small_pair (two small VGGs, for the stored
+study); real MTCNN, real grad-cam, the study written by its own command.
 """
 
 from __future__ import annotations
@@ -9,19 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-from core.cli import main
-from core.evaluation.saliency_study import load_study
-from core.models.architectures import create_model
-from core.models.registry import save_model
 from tests.helpers import (  # noqa: F401 (autouse fixtures)
     fresh_app,
     navigation_from_app_py,
     no_errors,
     open_page,
-    write_fer_folders,
+    store_small_study,
 )
 
 
@@ -89,28 +85,8 @@ def test_flip_and_swipe_show_one_picture_and_opacity_reaches_the_maps(tiny_regis
 
 
 @pytest.fixture
-def small_pair(isolated_home: Path) -> list[str]:
-    """Two small random VGGs registered as small_a and small_b (tiny_registry's seed_cnn makes the
-    study's per-layer and randomisation passes several times slower)."""
-    names = []
-    for seed, name in enumerate(("small_a", "small_b")):
-        torch.manual_seed(seed)
-        card = {"architecture": "vgg", "arch_args": {"widths": [8, 16]}, "scheme": "baseline"}
-        save_model(create_model("vgg", widths=[8, 16]), card, name)
-        names.append(name)
-    return names
-
-
-@pytest.fixture
 def stored_study(small_pair: list[str], tmp_path: Path) -> Path:
-    """The study of small_a and small_b on 21 generated faces, written by the study's own command."""
-    data = write_fer_folders(tmp_path / "fer", count_per_class=3)
-    argv = ["saliency-study", "--models", *small_pair, "--data", str(data), "--limit", "21"]
-    argv += ["--no-landmarks", "--layer-faces", "3", "--sanity-faces", "2", "--steps", "4", "--record"]
-    assert main(argv) == 0
-    study = load_study(*small_pair)
-    assert study is not None
-    return study.path
+    return store_small_study(small_pair, tmp_path)
 
 
 def test_saliency_page_shows_the_stored_study(stored_study: Path) -> None:
