@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -31,7 +32,7 @@ from tests.harness.browser import (
     wait_until_idle,
 )
 
-PAGES = {"analyze": "", "clusters": "clusters", "models": "models", "train": "train"}
+PAGES = {"analyze": "", "saliency": "saliency", "clusters": "clusters", "models": "models", "train": "train"}
 FER2013 = REPO.parent / "shared" / "datasets" / "fer2013"
 
 
@@ -100,7 +101,14 @@ def main(argv: list[str] | None = None) -> int:
                 open_page(driver, url, path)
                 if name == "clusters":
                     wait_for(driver, lambda d: "Each region removed" in body_text(d), what="the regions")
+                if name == "analyze":
+                    wait_for(
+                        driver, lambda d: "How much the two maps agree" in body_text(d), what="the comparison"
+                    )
+                    wait_until_idle(driver)
                 print(screenshot(driver, args.out / f"{name}.png", width=args.width))
+                if name == "analyze":  # the comparison of the two maps alone, for the README
+                    print(block_screenshot(driver, "Where the two models look", args.out / "compare.png"))
                 driver.set_window_size(args.width, 1000)
             # The Analyze page after a real upload (a mirrored sample, to show the upload path).
             from ui.display import sample_png
@@ -124,6 +132,22 @@ def main(argv: list[str] | None = None) -> int:
             print(screenshot(driver, args.out / "video.png", width=args.width))
         print(live_screenshot(home, Path(scratch), args.out / "live.png", args.width))
     return 0
+
+
+def block_screenshot(driver: Any, heading: str, path: Path) -> Path:
+    """A PNG of the smallest block of the page holding `heading` (the page already stretched to its
+    whole height by screenshot())."""
+    from selenium.webdriver.common.by import By
+
+    blocks = [
+        block
+        for block in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stVerticalBlock"]')
+        if heading in block.text
+    ]
+    smallest = min(blocks, key=lambda block: len(block.text))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    smallest.screenshot(str(path))
+    return path
 
 
 def analysed_frames(text: str) -> int:
