@@ -145,3 +145,84 @@ def test_agreement_figures_show_nan_as_a_dash() -> None:
         ("Top-20 % IoU", "25%"),
     ]
     assert agreement_figures({})[0][1] == "—"
+
+
+def interval(mean: float, spread: float = 0.01) -> dict[str, float]:
+    return {"mean": mean, "lo": mean - spread, "hi": mean + spread}
+
+
+def small_summary() -> dict:
+    """The fields of a stored study (core.evaluation.saliency_study) the Saliency page reads."""
+    from core.labels import EMOTIONS
+
+    parts = {e: {"left_eye": interval(0.2), "mouth": interval(0.8)} for e in [*EMOTIONS, "all"]}
+    faithful = {
+        "faces": 9,
+        "deletion_auc": interval(0.3),
+        "random_deletion_auc": interval(0.5),
+        "gap": interval(0.2),
+        "beats_random": 0.75,
+        "curve": [0.9, 0.4, 0.1],
+        "random_curve": [0.9, 0.7, 0.1],
+    }
+    return {
+        "models": ["a", "b"],
+        "counts": {
+            "all": dict.fromkeys(EMOTIONS, 5),
+            "correct a": dict.fromkeys(EMOTIONS, 2),
+            "correct b": dict.fromkeys(EMOTIONS, 3),
+        },
+        "parts": {"a": parts, "b": parts},
+        "part_difference": {"fear": {"mouth": interval(0.031, 0.04)}},
+        "faithfulness": {"a": faithful, "b": faithful},
+        "layers": {"faces": 3, "rows": {"a": {"block1": faithful, "block2": faithful}}},
+    }
+
+
+def test_study_tables_read_the_stored_summary() -> None:
+    from ui import display
+
+    summary = small_summary()
+    assert display.study_counts(summary, "all")["fear"] == "5"
+    assert display.study_counts(summary, "correct")["fear"] == "2/3", "A's count then B's"
+    rows = display.study_part_rows(summary)
+    assert len(rows) == 2 * 8 * 2 and rows[1] == {
+        "model": "a",
+        "emotion": "angry",
+        "part": "mouth",
+        "share": 0.8,
+        "low": 0.79,
+        "high": 0.81,
+    }
+    assert display.part_difference_rows(summary) == [{"emotion": "fear", "mouth": "+3.1 (-0.9 to +7.1)"}]
+    faithful = display.faithfulness_rows(summary)[0]
+    assert faithful["deletion AUC (lower: faithful)"] == "0.300 (0.290 to 0.310)"
+    assert faithful["map beats random on"] == "75% of faces"
+    assert [row["layer"] for row in display.layer_rows(summary)] == ["block1", "block2"]
+    curves, random = display.study_curves(summary)
+    assert list(curves["a"].fractions) == [0.0, 0.5, 1.0] and random["b"].auc == 0.5
+
+
+def test_study_mean_maps_split_the_stored_arrays_by_model_and_emotion() -> None:
+    from ui import display
+
+    arrays = {
+        f"{role}_all": np.full((7, 4, 4), k, np.float32) for k, role in enumerate(("a", "b", "difference"))
+    }
+    maps, difference = display.study_mean_maps(arrays, ["base", "masked"], "all")
+    assert list(maps) == ["base", "masked"] and list(maps["base"]) == list(EMOTIONS)
+    assert maps["masked"]["fear"].mean() == 1 and difference["happy"].mean() == 2
+
+
+def test_sanity_sentence_says_whether_the_maps_need_the_learned_weights() -> None:
+    from ui.display import sanity_sentence
+
+    falling = [
+        {"reset_to": "fc", "mean": 0.6, "lo": 0.5, "hi": 0.7},
+        {"reset_to": "conv1", "mean": 0.1, "lo": 0.0, "hi": 0.2},
+    ]
+    staying = [{**row, "mean": 0.9, "lo": 0.85, "hi": 0.95} for row in falling]
+    assert "depend on what the model learned" in sanity_sentence("a", falling)
+    assert "0.10 (0.00 to 0.20)" in sanity_sentence("a", falling)
+    assert "show the picture more than the model" in sanity_sentence("b", staying)
+    assert "no layer" in sanity_sentence("c", [])
