@@ -10,7 +10,7 @@ import time
 
 import streamlit as st
 
-from core.evaluation.saliency_study import SaliencyStudy, StudyError
+from core.evaluation.saliency_study import DEFAULT_LIMIT, SaliencyStudy, StudyError
 from core.serving.public import public_mode
 from ui import pickers, resources
 from ui.charts import deletion_chart, mean_maps_figure, part_share_ci_chart, sanity_chart
@@ -55,7 +55,7 @@ def no_study(a: str, b: str) -> None:
     command = study_command(a, b)
     st.info(
         f"No saliency study of **{a}** (A) and **{b}** (B) is stored yet. It runs both models over "
-        "600 FER2013 val faces (several minutes on a CPU) and is stored beside model A's card. "
+        f"{DEFAULT_LIMIT} FER2013 val faces (several minutes on a CPU) and is stored beside model A's card. "
         f"From a terminal:\n\n```bash\n{command}\n```",
         icon=":material/info:",
     )
@@ -65,8 +65,9 @@ def no_study(a: str, b: str) -> None:
     running = resources.study_runs().get((a, b))
     idle = running is None or running.process.poll() is not None
     if idle and st.button("Compute the study now", icon=":material/play_arrow:", key="start_study"):
-        resources.start_study(a, b)
-    watch(a, b)
+        running = resources.start_study(a, b)
+    if running is not None:
+        watch(a, b)  # polls every 5 s, only while there is a run to watch
 
 
 def figure_5(study: SaliencyStudy, names: list[str]) -> None:

@@ -503,6 +503,11 @@ def study_runs() -> dict[tuple[str, str], StudyRun]:
     return {}
 
 
+def study_arguments(a: str, b: str) -> list[str]:
+    """The arguments of `python -m core` that compute and store the study of a and b (the defaults)."""
+    return ["saliency-study", "--models", a, b, "--record"]
+
+
 def start_study(a: str, b: str) -> StudyRun:
     """Start `python -m core saliency-study --models a b --record` in its own process (never in public
     mode: the page does not offer it), its output in $FER_STUDIO_HOME/logs; one per pair at a time."""
@@ -515,7 +520,7 @@ def start_study(a: str, b: str) -> StudyRun:
         return running
     log = home_dir() / "logs" / f"{study_name(a, b)}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "core", "saliency-study", "--models", a, b, "--record"]
+    command = [sys.executable, "-m", "core", *study_arguments(a, b)]
     with open(log, "wb") as output:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

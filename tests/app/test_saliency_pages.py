@@ -18,6 +18,7 @@ from tests.helpers import (  # noqa: F401 (autouse fixtures)
     no_errors,
     open_page,
     store_small_study,
+    write_fer_folders,
 )
 
 
@@ -122,6 +123,37 @@ def test_without_a_study_the_page_gives_the_command(
     assert "python -m core saliency-study --models tiny_a tiny_b --record" in message
     labels = [button.label for button in app.button]
     assert ("Compute the study now" in labels) is not public, "a visitor of the public demo cannot start one"
+
+
+def test_the_study_started_from_the_page_runs_in_its_own_process_and_then_shows(
+    small_pair: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ui import resources
+
+    faces = write_fer_folders(tmp_path / "faces", count_per_class=2)
+    quick = [
+        "--data",
+        str(faces),
+        "--limit",
+        "14",
+        "--no-landmarks",
+        "--layer-faces",
+        "2",
+        "--sanity-faces",
+        "2",
+    ]
+    default = resources.study_arguments
+    monkeypatch.setattr(resources, "study_arguments", lambda a, b: [*default(a, b), *quick, "--steps", "3"])
+    app = open_page("pages/saliency.py")
+    next(button for button in app.button if button.label == "Compute the study now").click().run()
+    no_errors(app)
+    assert any("Computing the study of **small_a** and **small_b**" in info.value for info in app.info)
+    run = resources.study_runs()[("small_a", "small_b")]
+    assert run.process.wait(timeout=240) == 0, run.log_tail(20)
+    assert "saliency-study_small_a_vs_small_b.json" in run.log.read_text()
+    app.run()
+    no_errors(app)
+    assert any("The paper's claim, tested:" in info.value for info in app.info), "the stored study is shown"
 
 
 def test_a_damaged_study_says_why_and_how_to_redo_it(tiny_registry: list[str], isolated_home: Path) -> None:
