@@ -15,6 +15,7 @@ from core.serving.public import public_mode
 from ui import pickers, resources
 from ui.charts import deletion_chart, mean_maps_figure, part_share_ci_chart, sanity_chart
 from ui.display import (
+    HOW_TO_GET_MODELS,
     STUDY_SUBSETS,
     faithfulness_rows,
     layer_rows,
@@ -106,6 +107,9 @@ st.caption(
     "is what the paper says; and whether the maps can be trusted (faithfulness, a sanity check)."
 )
 selection = pickers.current()
+if not selection.names:
+    st.warning("No emotion model is registered. " + HOW_TO_GET_MODELS)
+    st.stop()
 if selection.a is None or selection.b is None or selection.a == selection.b:
     st.info("Pick two different models as A and B in the sidebar: this page compares two.")
     st.stop()

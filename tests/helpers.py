@@ -68,7 +68,7 @@ def store_small_study(names: list[str], scratch: Path) -> Path:
 # The app through AppTest
 
 APP = str(REPO / "app.py")
-PAGES = ["pages/analyze.py", "pages/saliency.py", "pages/clusters.py", "pages/models.py", "pages/train.py"]
+PAGES = ["pages/analyze.py", "pages/clusters.py", "pages/models.py", "pages/train.py", "pages/saliency.py"]
 TIMEOUT = 180
 
 

@@ -494,7 +494,8 @@ class StudyRun:
         except OSError:
             return ""
         # tqdm rewrites its line with carriage returns: keep the last state of each line.
-        return "\n".join(line.rsplit("\r", 1)[-1] for line in text.splitlines()[-lines:])
+        kept = [line.rsplit("\r", 1)[-1] for line in text.rstrip("\n").split("\n")]
+        return "\n".join(kept[-lines:])
 
 
 @st.cache_resource(show_spinner=False)

@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 from streamlit.proto.Alert_pb2 import Alert
 
+from core.labels import EMOTIONS
 from tests.harness.browser import REPO, AppServer, app_server
 from tests.harness.streamlit_client import ScriptRun, SessionError, StreamlitSession, Upload
 from ui.display import sample_png
@@ -217,10 +218,13 @@ class Shown:
 
 
 def _chart_probabilities(spec: str) -> FaceProbabilities:
-    """Model name -> probabilities from a probability chart's Plotly JSON (lists or typed arrays)."""
+    """Model name -> probabilities from a probability chart's Plotly JSON (lists or typed arrays);
+    empty for any other chart (the comparison of two maps below the face cards, say)."""
     figure = json.loads(spec)
     probabilities = {}
     for trace in figure.get("data", []):
+        if trace.get("type") != "bar" or trace.get("orientation") != "h" or trace.get("y") != list(EMOTIONS):
+            return {}
         values = trace.get("x")
         if isinstance(values, dict) and "bdata" in values:
             values = np.frombuffer(
@@ -252,9 +256,9 @@ def shown_results(run: ScriptRun, models: int) -> tuple[list[Shown], list[str], 
             continue
         elif drawn.kind == "download_button" and element.url.endswith(".json"):
             images[-1].json_url = element.url
-        elif drawn.kind == "plotly_chart":
+        elif drawn.kind == "plotly_chart" and (found := _chart_probabilities(element.spec)):
             image = images[-1]
-            image.probabilities.append(_chart_probabilities(element.spec))
+            image.probabilities.append(found)
             if len(image.probabilities) == image.faces:
                 image.predictions_at = drawn.at
         elif drawn.kind == "imgs" and any(img.caption.startswith(GRAD_CAM) for img in element.imgs):
