@@ -142,7 +142,12 @@ st.info(f"**The paper's claim, tested:** {summary['claim']['sentence']}", icon="
 figure_5(study, names)
 
 st.subheader("Share of each map on each facial part", divider="gray")
-st.plotly_chart(part_share_ci_chart(study_part_rows(summary)), width="stretch", key="study-parts")
+st.plotly_chart(
+    part_share_ci_chart(study_part_rows(summary)),
+    width="stretch",
+    key="study-parts",
+    config={"displayModeBar": False},
+)
 st.caption(
     "Mean share of the map on each part per emotion, with its 95 % bootstrap interval; “all” is every face."
 )
@@ -151,12 +156,12 @@ with st.expander("B − A per part, in points (95 % interval)"):
 
 st.subheader("Are the maps faithful?", divider="gray")
 curves, random = study_curves(summary)
-chart, table = st.columns([2, 3])
+st.dataframe(faithfulness_rows(summary), hide_index=True)
+chart, notes = st.columns([3, 2])
 chart.plotly_chart(
     deletion_chart(curves, random, "Mean deletion curves"), width="stretch", key="study-deletion"
 )
-with table:
-    st.dataframe(faithfulness_rows(summary), hide_index=True)
+with notes:
     st.caption(
         "Each face's most attended pixels are blurred away first: a faithful map makes the probability of the "
         "true class fall faster than random maps do, so its area under the curve is smaller."

@@ -438,7 +438,7 @@ def _face_panel(
     if crop is not None:
         figure.add_trace(
             go.Heatmap(
-                z=np.asarray(crop, dtype=float),
+                z=np.asarray(crop, dtype=np.uint8),  # sent as bytes: one per pixel
                 colorscale="gray",
                 zmin=0,
                 zmax=255,
@@ -450,7 +450,7 @@ def _face_panel(
         )
     figure.add_trace(
         go.Heatmap(
-            z=np.round(values, 3),
+            z=np.asarray(values, dtype=np.float32),  # sent as 4 bytes per pixel, not 8
             coloraxis=axis,
             opacity=opacity if crop is not None else 1.0,
             zsmooth="best",
@@ -696,7 +696,7 @@ def mean_maps_figure(
     axes = _colour_axes(limit, 1.04, 1.04)
     axes["coloraxis"]["colorbar"].update(len=0.6, y=0.68)
     axes["coloraxis2"]["colorbar"].update(len=0.3, y=0.15)
-    return _layout(figure, None, 80 + 3 * 150, **axes)
+    return _layout(figure, None, 60 + 3 * 135, **axes)
 
 
 def sanity_chart(rows: Mapping[str, Sequence[Mapping[str, Any]]], title: str | None = None) -> go.Figure:
@@ -730,13 +730,16 @@ def sanity_chart(rows: Mapping[str, Sequence[Mapping[str, Any]]], title: str | N
             "<extra>" + name + "</extra>",
         )
     figure.add_hline(y=0, line={"color": "#999999", "dash": "dash", "width": 1})
-    return _layout(
+    lowest = min([row["lo"] for steps in rows.values() for row in steps] + [-0.2])
+    figure = _layout(
         figure,
         title,
-        360,
+        380,
         xaxis={"title": "weights reset from the top down to", "type": "category", "tickangle": -35},
-        yaxis={"title": "Spearman with the trained maps", "range": [-0.2, 1.0]},
+        yaxis={"title": "Spearman with the trained maps", "range": [lowest - 0.05, 1.0]},
     )
+    figure.update_layout(legend={"y": 1.02, "yanchor": "bottom"})
+    return figure
 
 
 def part_share_ci_chart(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> go.Figure:
@@ -747,10 +750,13 @@ def part_share_ci_chart(rows: Sequence[Mapping[str, Any]], title: str | None = N
     models = list(dict.fromkeys(row["model"] for row in rows))
     if not parts:
         raise ValueError("no part shares to draw")
+    columns = min(3, len(parts))
+    lines = -(-len(parts) // columns)
     figure = make_subplots(
-        rows=1, cols=len(parts), shared_yaxes=True, subplot_titles=parts, horizontal_spacing=0.02
+        rows=lines, cols=columns, subplot_titles=parts, horizontal_spacing=0.05, vertical_spacing=0.2
     )
-    for column, part in enumerate(parts, start=1):
+    for number, part in enumerate(parts):
+        line, column = number // columns + 1, number % columns + 1
         for index, name in enumerate(models):
             chosen = [row for row in rows if row["part"] == part and row["model"] == name]
             shares = np.array([float(row["share"]) for row in chosen])
@@ -767,14 +773,17 @@ def part_share_ci_chart(rows: Sequence[Mapping[str, Any]], title: str | None = N
                 },
                 name=name,
                 legendgroup=name,
-                showlegend=column == 1,
+                showlegend=number == 0,
                 marker_color=model_colour(index),
                 customdata=[[row["low"], row["high"]] for row in chosen],
                 hovertemplate="%{x}: %{y:.1%} (95 % CI %{customdata[0]:.1%}–%{customdata[1]:.1%})<extra>"
                 + f"{name} · {part}</extra>",
-                row=1,
+                row=line,
                 col=column,
             )
+    # Each part its own scale: "rest of the crop" holds most of a map and would flatten the others.
     figure.update_yaxes(tickformat=".0%", rangemode="tozero")
     figure.update_xaxes(tickangle=-45)
-    return _layout(figure, title, 360, barmode="group", bargap=0.2)
+    figure = _layout(figure, title, 80 + 260 * lines, barmode="group", bargap=0.2)
+    figure.update_layout(legend={"y": 1.08, "yanchor": "bottom"}, margin={"t": 70})
+    return figure

@@ -191,7 +191,7 @@ def test_mean_maps_figure_is_three_rows_of_emotions_with_b_minus_a_last() -> Non
     assert titles[:3] == ["angry (4)", "disgust", "fear"]
     assert "B − A" in titles and "A · base" in titles
     difference = np.asarray(figure.data[2].z)
-    assert np.allclose(difference, np.round(second["angry"] - first["angry"], 3))
+    assert np.allclose(difference, second["angry"] - first["angry"], atol=1e-6)
     limit = figure.layout.coloraxis2.cmax
     assert limit == pytest.approx(max(np.abs(second[e] - first[e]).max() for e in EMOTIONS[:3]), abs=1e-9)
 
