@@ -10,7 +10,8 @@ import time
 
 import streamlit as st
 
-from core.evaluation.saliency_study import DEFAULT_LIMIT, SaliencyStudy, StudyError
+from core.evaluation.saliency_store import SaliencyStudy, StudyError
+from core.evaluation.saliency_study import DEFAULT_LIMIT
 from core.serving.public import public_mode
 from ui import pickers, resources
 from ui.charts import deletion_chart, mean_maps_figure, part_share_ci_chart, sanity_chart

@@ -53,7 +53,7 @@ def store_small_study(names: list[str], scratch: Path) -> Path:
     """The saliency study of two registered models on 21 generated faces, written by the study's own
     command (python -m core saliency-study ... --record); the stored JSON's path."""
     from core.cli import main
-    from core.evaluation.saliency_study import load_study
+    from core.evaluation.saliency_store import load_study
 
     data = write_fer_folders(scratch / "study-faces", count_per_class=3)
     argv = ["saliency-study", "--models", *names, "--data", str(data), "--limit", "21", "--no-landmarks"]

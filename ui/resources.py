@@ -43,7 +43,7 @@ from core.serving.memory import freeze_long_lived, release_free_memory
 from core.serving.public import limits
 
 if TYPE_CHECKING:
-    from core.evaluation.saliency_study import SaliencyStudy
+    from core.evaluation.saliency_store import SaliencyStudy
     from core.explain.compare import FaceComparison
     from core.explain.regions import RegionStudy
     from core.video.timeline import VideoResult
@@ -458,7 +458,7 @@ def stream_slots() -> threading.BoundedSemaphore:
 
 def _study_stamp(a: str, b: str) -> float:
     """The newest modification time of a stored study of a and b (0 when there is none)."""
-    from core.evaluation.saliency_study import study_name
+    from core.evaluation.saliency_store import study_name
     from core.models.registry import model_dirs
 
     stamps = [path.stat().st_mtime for d in model_dirs() if (path := d / f"{study_name(a, b)}.json").exists()]
@@ -467,7 +467,7 @@ def _study_stamp(a: str, b: str) -> float:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _stored_study(a: str, b: str, stamp: float) -> SaliencyStudy | None:
-    from core.evaluation.saliency_study import load_study
+    from core.evaluation.saliency_store import load_study
 
     del stamp  # part of the cache key only: a study stored again is read again
     return load_study(a, b)
@@ -512,7 +512,7 @@ def study_arguments(a: str, b: str) -> list[str]:
 def start_study(a: str, b: str) -> StudyRun:
     """Start `python -m core saliency-study --models a b --record` in its own process (never in public
     mode: the page does not offer it), its output in $FER_STUDIO_HOME/logs; one per pair at a time."""
-    from core.evaluation.saliency_study import study_name
+    from core.evaluation.saliency_store import study_name
     from core.paths import REPO_ROOT, home_dir
 
     runs = study_runs()
