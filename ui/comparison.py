@@ -89,11 +89,14 @@ def photo_overlays(
         column.image(overlay, caption=f"Model {letter} · {name} on the whole photo", width="stretch")
 
 
-def agreement(comparison: FaceComparison) -> None:
-    """How much the two maps agree: Spearman's rank correlation and the top-20 % IoU."""
+def agreement(comparison: FaceComparison, across: bool = False) -> None:
+    """How much the two maps agree: Spearman's rank correlation and the top-20 % IoU, one under the
+    other, or with `across` side by side in a row."""
     st.markdown("**How much the two maps agree**")
-    for label, value, help_text in agreement_figures(comparison.agreement):
-        st.metric(label, value, help=help_text)
+    figures = agreement_figures(comparison.agreement)
+    places = st.columns(len(figures) + 2) if across else [st.container() for _ in figures]
+    for place, (label, value, help_text) in zip(places, figures, strict=False):
+        place.metric(label, value, help=help_text)
 
 
 def numbers(comparison: FaceComparison, key: str) -> None:
@@ -106,6 +109,7 @@ def numbers(comparison: FaceComparison, key: str) -> None:
             part_share_chart(part_share_labels(comparison.parts), "Where each map lies, by facial part"),
             width="stretch",
             key=f"{key}-parts",
+            config={"displayModeBar": False},
         )
         st.caption("The share of each map on each part (they add up to 100 %).")
     with faithful:
@@ -122,9 +126,6 @@ def numbers(comparison: FaceComparison, key: str) -> None:
 
 def face_view(comparison: FaceComparison, key: str) -> None:
     """A comparison without a photo (the Video frame view): the maps, the agreement, the numbers."""
-    maps, side = st.columns([3, 1])
-    with maps:
-        map_views(comparison.crop, comparison.maps, key)
-    with side:
-        agreement(comparison)
+    map_views(comparison.crop, comparison.maps, key)
+    agreement(comparison, across=True)
     numbers(comparison, key)

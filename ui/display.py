@@ -223,9 +223,10 @@ def agreement_figures(agreement: Mapping[str, float]) -> list[tuple[str, str, st
 
     return [
         (
-            "Spearman rank correlation",
+            "Spearman ρ",
             shown("spearman", ".2f"),
-            "1: both maps rank the pixels alike; 0: unrelated; −1: opposite. — when a map is flat.",
+            "Spearman's rank correlation of the two maps: 1, they rank the pixels alike; 0, unrelated; "
+            "−1, opposite. — when a map is flat.",
         ),
         (
             "Top-20 % IoU",

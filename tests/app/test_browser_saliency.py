@@ -48,7 +48,7 @@ def test_compare_two_maps_then_open_the_saliency_page(
         wait_for(driver, lambda d: "How much the two maps agree" in body_text(d), what="the comparison")
         wait_until_idle(driver)
         text = body_text(driver)
-        assert "Spearman rank correlation" in text and "Top-20 % IoU" in text
+        assert "Spearman ρ" in text and "Top-20 % IoU" in text
         assert "Model A · small_a on the whole photo" in text
         charts = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
         assert len(charts) >= 4, "probabilities, the maps, the part shares, the deletion curves"

@@ -51,7 +51,7 @@ def test_analyze_compares_where_the_two_models_look(tiny_registry: list[str]) ->
     assert "Model B · tiny_b on the whole photo" in captions
     # Where each model looks, in numbers; how much they agree; whether each map is faithful; in words.
     assert "Where each map lies, by facial part" in chart_titles(app)
-    assert {"Spearman rank correlation", "Top-20 % IoU"} <= {m.label for m in app.metric}
+    assert {"Spearman ρ", "Top-20 % IoU"} <= {m.label for m in app.metric}
     names = trace_names(app)
     assert any(n.startswith("tiny_a map (area ") for n in names)
     assert any(n.startswith("tiny_b random order (area ") for n in names)

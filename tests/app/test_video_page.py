@@ -51,7 +51,7 @@ def test_video_page_analyses_an_upload(
     captions = [c for image in app.get("image") for c in image.captions]
     assert captions == ["frame 0", "Grad-CAM · tiny_a", "Grad-CAM · tiny_b"]
     assert any("Where the two models look** on face #1 in frame 0" in md.value for md in app.markdown)
-    assert {"Spearman rank correlation", "Top-20 % IoU"} <= {m.label for m in app.metric}
+    assert {"Spearman ρ", "Top-20 % IoU"} <= {m.label for m in app.metric}
     app.select_slider(key="frame-1").set_value(5).run()
     no_errors(app)
     assert [c for image in app.get("image") for c in image.captions][0] == "frame 5"

@@ -141,7 +141,7 @@ def test_agreement_figures_show_nan_as_a_dash() -> None:
 
     figures = agreement_figures({"spearman": float("nan"), "top20_iou": 0.254})
     assert [(label, value) for label, value, _ in figures] == [
-        ("Spearman rank correlation", "—"),
+        ("Spearman ρ", "—"),
         ("Top-20 % IoU", "25%"),
     ]
     assert agreement_figures({})[0][1] == "—"
