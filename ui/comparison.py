@@ -6,6 +6,8 @@ swiped on one picture; both maps on the whole photo. Each control reruns only th
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from core.explain.saliency import overlay_on_photo
 from core.faces.detection import Face
+from core.faces.images import fit_within
 from ui.charts import deletion_chart, part_share_chart, saliency_comparison_figure, swipe_figure
 from ui.display import agreement_figures, part_share_labels
 
@@ -73,6 +76,27 @@ def map_views(crop: np.ndarray, maps: Mapping[str, np.ndarray], key: str) -> flo
     return opacity
 
 
+OVERLAYS = "comparison_overlays"  # session state: the last few whole-photo overlays, encoded
+OVERLAYS_KEPT = 6
+OVERLAY_SIDE = 720  # shown in a column about 370 px wide: no need to encode the full photo
+
+
+def _overlay_jpeg(photo: Image.Image, faces: Sequence[Face], maps: list[np.ndarray], opacity: float) -> bytes:
+    """One model's maps on the photo, scaled to fit OVERLAY_SIDE, as JPEG bytes; kept in the session by
+    the maps' bytes, the photo's size and the opacity, so reruns (a flip, a swipe) encode nothing."""
+    digest = hashlib.sha256(b"".join(np.ascontiguousarray(m).tobytes() for m in maps)).hexdigest()
+    key = (digest, photo.size, round(opacity, 3))
+    kept: dict[tuple, bytes] = st.session_state.setdefault(OVERLAYS, {})
+    if key not in kept:
+        picture = fit_within(overlay_on_photo(photo, list(faces), maps, weight=opacity), OVERLAY_SIDE)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=90)
+        while len(kept) >= OVERLAYS_KEPT:
+            kept.pop(next(iter(kept)))
+        kept[key] = buffer.getvalue()
+    return kept[key]
+
+
 def photo_overlays(
     photo: Image.Image,
     faces: Sequence[Face],
@@ -83,9 +107,7 @@ def photo_overlays(
     """Each model's maps of every face laid on the whole photo, one model per column."""
     names = list(maps[0]) if maps else []
     for column, name, letter in zip(columns, names, "AB", strict=False):
-        overlay = overlay_on_photo(
-            photo, list(faces), [face_maps[name] for face_maps in maps], weight=opacity
-        )
+        overlay = _overlay_jpeg(photo, faces, [face_maps[name] for face_maps in maps], opacity)
         column.image(overlay, caption=f"Model {letter} · {name} on the whole photo", width="stretch")
 
 
