@@ -262,6 +262,13 @@ def _comparison_bytes(comparison: FaceComparison) -> int:
     return sum(m.nbytes for m in comparison.maps.values()) + comparison.crop.nbytes + 4096
 
 
+def _comparison_cost() -> budget.Cost:
+    """One face, two models: a Grad-CAM pass (when the maps are not reused) and the deletion images."""
+    from core.pipeline import PAGE_RANDOM_MAPS, PAGE_STEPS
+
+    return budget.Cost("Comparing two maps", 1, 2, 2 + PAGE_STEPS * (1 + PAGE_RANDOM_MAPS))
+
+
 def comparison(
     data: bytes,
     keys: ModelKeys,
@@ -292,7 +299,7 @@ def comparison(
         cam_class=cam_class,
     )
     model_a, model_b = models(keys)[:2]
-    with gate().admit(on_wait):
+    with _admit(on_wait, SHORT, _comparison_cost()):
         found = compare_in_analysis(explained, face, model_a, model_b, cam_method)
     results().put(key, found, _comparison_bytes(found))
     return found
@@ -317,7 +324,7 @@ def frame_comparison(
     if found is not None:
         return found
     model_a, model_b = models(keys)[:2]
-    with gate().admit(on_wait):
+    with _admit(on_wait, SHORT, _comparison_cost()):
         found = compare(data, result, frame, track, model_a, model_b, cam_method)
     results().put(key, found, _comparison_bytes(found))
     return found
@@ -474,7 +481,7 @@ def _stored_study(a: str, b: str, stamp: float) -> SaliencyStudy | None:
 
 
 def saliency_study(a: str, b: str) -> SaliencyStudy | None:
-    """The stored saliency study of models a and b (core.evaluation.saliency_study.load_study), read once
+    """The stored saliency study of models a and b (core.evaluation.saliency_store.load_study), read once
     per version of its file and shared (treat it as read-only); None when there is none. StudyError
     (not cached) when the file is there but unusable."""
     return _stored_study(a, b, _study_stamp(a, b))
