@@ -8,9 +8,14 @@ predictions before any saliency is needed.
 from __future__ import annotations
 
 import importlib
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from core.faces.detection import CropFrame, Face
@@ -72,9 +77,13 @@ def explain(
     """Heatmaps (N, S, S) and the calibrated class probabilities (N, 7) of the same forward pass.
 
     With classes None each face is explained for its predicted class, so one forward and
-    backward pass gives both the prediction and its explanation.
+    backward pass gives both the prediction and its explanation. The maps are grad-cam's own
+    (its class computes them from the target layers' activations and gradients), but the pass
+    is cheaper than the package's: the layers before the target layers run without a graph and
+    the backward pass goes from the class scores to the target layers only, not through the
+    whole net to its weights (see docs/performance.md).
     """
-    cam_type = cam_class(method)
+    cam = _cam_object(model, method)
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     crops = np.asarray(crops)
@@ -82,21 +91,106 @@ def explain(
         crops = crops[None]
     maps, probabilities = [], []
     layers = cam_layers(model.module, layer)
-    with model.lock, cam_type(model=model.module, target_layers=layers) as cam:
+    with model.lock, _frozen(model.module):
         for start in range(0, len(crops), batch_size):
             inputs = to_tensor(crops[start : start + batch_size], model.preprocessing)
-            targets = None
-            if classes is not None:
-                chosen = classes[start : start + batch_size]
-                targets = [ClassifierOutputTarget(int(c)) for c in chosen]
-            maps.append(cam(input_tensor=inputs, targets=targets))
-            probabilities.append(calibrated_softmax(cam.outputs.detach(), model.temperature).cpu().numpy())
+            outputs, activations, gradients = _forward_backward(
+                model.module, layers, inputs, classes, start, cam.uses_gradients
+            )
+            chosen = outputs.argmax(1).tolist() if classes is None else classes[start : start + batch_size]
+            targets = [ClassifierOutputTarget(int(c)) for c in chosen]
+            cam.target_layers = layers  # under the model's lock: the layer asked for
+            cam.activations_and_grads.activations = activations
+            cam.activations_and_grads.gradients = gradients
+            try:
+                per_layer = cam.compute_cam_per_layer(inputs, targets, False)
+            finally:
+                cam.activations_and_grads.activations, cam.activations_and_grads.gradients = [], []
+            maps.append(cam.aggregate_multi_layers(per_layer))
+            probabilities.append(calibrated_softmax(outputs, model.temperature).numpy())
     heat = np.concatenate(maps).astype(np.float32)
     offset = centre_offset(model.preprocessing)
     if offset:
         heat = np.pad(heat, ((0, 0), (offset, offset), (offset, offset)))
     size = int(spec(model.preprocessing)["crop_size"])
     return heat[:, :size, :size], np.concatenate(probabilities)
+
+
+# A loaded model's module -> {method: its grad-cam object}, made once per model and method. Only the
+# object's map arithmetic is used (explain runs the pass itself): its hooks are released at once and
+# it keeps no reference to the module (only to its target layers), so a model let go takes it along.
+_cams: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
+_cams_lock = threading.Lock()
+
+
+def _cam_object(model: LoadedModel, method: str) -> Any:
+    """The grad-cam object of a method for a model, kept per model (see _cams)."""
+    cam_type = cam_class(method)
+    with _cams_lock:
+        kept = _cams.setdefault(model.module, {})
+        if method not in kept:
+            cam = cam_type(model=model.module, target_layers=cam_layers(model.module))
+            cam.activations_and_grads.release()
+            cam.model = None
+            kept[method] = cam
+        return kept[method]
+
+
+@contextmanager
+def _frozen(module: torch.nn.Module) -> Iterator[None]:
+    """The module's weights need no gradient while inside (a Grad-CAM needs the activations' only),
+    so the forward pass records no graph before the target layers. Hold the model's lock."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
+
+
+def _forward_backward(
+    module: torch.nn.Module,
+    layers: list[torch.nn.Module],
+    inputs: torch.Tensor,
+    classes: np.ndarray | list[int] | None,
+    start: int,
+    uses_gradients: bool,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """One forward pass of a frozen module (see _frozen) with each target layer's output made a
+    leaf that needs a gradient, and, if uses_gradients, the gradients of the explained classes'
+    logits at those leaves: (logits, activations per layer, gradients per layer)."""
+    leaves: dict[int, torch.Tensor] = {}
+
+    def capture(index: int) -> Any:
+        def hook(_module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            leaves[index] = output.detach().requires_grad_(True)
+            return leaves[index].clone()  # what follows may work in place: not on the leaf
+
+        return hook
+
+    handles = [layer.register_forward_hook(capture(i)) for i, layer in enumerate(layers)]
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            outputs = module(inputs)
+            found = [leaves[i] for i in range(len(layers)) if i in leaves]
+            gradients: list[torch.Tensor] = []
+            if uses_gradients and found:
+                chosen = (
+                    outputs.detach().argmax(1)
+                    if classes is None
+                    else torch.as_tensor(np.asarray(classes[start : start + len(inputs)], dtype=np.int64))
+                )
+                score = outputs.gather(1, chosen[:, None]).sum()
+                grads = torch.autograd.grad(score, found, allow_unused=True)
+                gradients = [
+                    g if g is not None else torch.zeros_like(a) for g, a in zip(grads, found, strict=True)
+                ]
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs.detach(), [a.detach() for a in found], gradients
 
 
 def overlay_on_crop(crop: np.ndarray, heatmap: np.ndarray, weight: float = 0.5) -> np.ndarray:
