@@ -9,7 +9,6 @@ FER2013.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -166,13 +165,14 @@ class FaceDetector:
         self._mtcnn = MTCNN(keep_all=True, device="cpu", min_face_size=min_face_size)
         # PyTorch's CPU max pooling is about ten times slower on channels-first tensors than on
         # channels-last ones, and MTCNN pools after most convolutions: channels-last nets find the same
-        # boxes in about two thirds of the time (`python -m core bench`).
+        # boxes in about two thirds of the time (`python -m core bench`). Its stages run in
+        # core.faces.mtcnn (same boxes as MTCNN.detect, cheaper resampling), which keeps no state:
+        # one detector serves threads at once.
         for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
             net.to(memory_format=torch.channels_last)
-        self._lock = threading.Lock()  # MTCNN keeps its min_face_size as state
 
     def twin(self) -> FaceDetector:
-        """A detector with the same settings and its own MTCNN (and lock), to detect in parallel."""
+        """A detector with the same settings and its own MTCNN, to detect in parallel."""
         return FaceDetector(
             self.min_face_size, self.score_threshold, self.max_faces, self.max_side, self.align, self.min_roll
         )
@@ -198,11 +198,9 @@ class FaceDetector:
         if min(small.size) < min_face:
             # No face that large fits, and MTCNN fails on the empty pyramid such a photo gives.
             return []
-        with self._lock, torch.inference_mode():
-            self._mtcnn.min_face_size = min_face
-            boxes, scores, points = self._mtcnn.detect(small, landmarks=True)
-        if boxes is None:
-            return []
+        from core.faces.mtcnn import detect_faces  # facenet-pytorch: imported with the first detector
+
+        boxes, scores, points = detect_faces(np.asarray(small.convert("RGB")), self._mtcnn, min_face)
         faces = [
             self._face(
                 as_box(float(v) / scale for v in box),
