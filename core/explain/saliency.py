@@ -1,8 +1,10 @@
-"""Grad-CAM saliency through the grad-cam package: heatmaps, overlays on the crop and the photo.
+"""Grad-CAM saliency: heatmaps, overlays on the crop and the photo.
 
-grad-cam is imported on first use, not with this module: it brings OpenCV, matplotlib,
-SciPy and scikit-learn (about 3.5 s on two cores), and the app shows its first
-predictions before any saliency is needed.
+The maps are the grad-cam package's (same arithmetic, compared in tests/explain/
+test_saliency_reference.py), but the default method ("gradcam") and the overlays never import it:
+grad-cam's package brings matplotlib, SciPy and scikit-learn (about 3.5 s on two cores), a cold
+start's first Grad-CAM does without them. The other methods import it on first use. OpenCV, which
+the maps are resized and coloured with, comes with the face detector (facenet-pytorch).
 """
 
 from __future__ import annotations
@@ -44,10 +46,15 @@ def cam_class(method: str) -> Any:
 
 
 def _blend(rgb: np.ndarray, heatmap: np.ndarray, weight: float) -> np.ndarray:
-    """grad-cam's heatmap blend (jet colours) of float RGB in [0, 1]; uint8 RGB out."""
-    from pytorch_grad_cam.utils.image import show_cam_on_image
+    """grad-cam's heatmap blend (show_cam_on_image: OpenCV's jet colours) of float RGB in [0, 1];
+    uint8 RGB out."""
+    import cv2
 
-    return show_cam_on_image(rgb, heatmap, use_rgb=True, image_weight=1 - weight)
+    colours = cv2.cvtColor(
+        cv2.applyColorMap((255 * heatmap).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB
+    )
+    blended = weight * (colours.astype(np.float32) / 255) + (1 - weight) * rgb
+    return (255 * (blended / np.max(blended))).astype(np.uint8)
 
 
 def attention_maps(
@@ -83,30 +90,33 @@ def explain(
     the backward pass goes from the class scores to the target layers only, not through the
     whole net to its weights (see docs/performance.md).
     """
-    cam = _cam_object(model, method)
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
+    if method not in CAM_METHODS:
+        cam_class(method)  # raises, naming the methods there are
+    cam = None if method == "gradcam" else _cam_object(model, method)
+    layers = cam_layers(model.module, layer)
     crops = np.asarray(crops)
     if crops.ndim == 2:
         crops = crops[None]
     maps, probabilities = [], []
-    layers = cam_layers(model.module, layer)
     with model.lock, _frozen(model.module):
         for start in range(0, len(crops), batch_size):
             inputs = to_tensor(crops[start : start + batch_size], model.preprocessing)
             outputs, activations, gradients = _forward_backward(
-                model.module, layers, inputs, classes, start, cam.uses_gradients
+                model.module, layers, inputs, classes, start, cam is None or cam.uses_gradients
             )
-            chosen = outputs.argmax(1).tolist() if classes is None else classes[start : start + batch_size]
-            targets = [ClassifierOutputTarget(int(c)) for c in chosen]
-            cam.target_layers = layers  # under the model's lock: the layer asked for
-            cam.activations_and_grads.activations = activations
-            cam.activations_and_grads.gradients = gradients
-            try:
-                per_layer = cam.compute_cam_per_layer(inputs, targets, False)
-            finally:
-                cam.activations_and_grads.activations, cam.activations_and_grads.gradients = [], []
-            maps.append(cam.aggregate_multi_layers(per_layer))
+            targets: list[Any] = []
+            if cam is not None:
+                from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+                chosen = (
+                    outputs.argmax(1).tolist() if classes is None else classes[start : start + batch_size]
+                )
+                targets = [ClassifierOutputTarget(int(c)) for c in chosen]
+            per_layer = [
+                _layer_map(cam, inputs, target, targets, activation, gradients[i] if gradients else None)
+                for i, (target, activation) in enumerate(zip(layers, activations, strict=True))
+            ]
+            maps.append(_scale(np.maximum(np.concatenate(per_layer, axis=1), 0).mean(axis=1)))
             probabilities.append(calibrated_softmax(outputs, model.temperature).numpy())
     heat = np.concatenate(maps).astype(np.float32)
     offset = centre_offset(model.preprocessing)
@@ -114,6 +124,39 @@ def explain(
         heat = np.pad(heat, ((0, 0), (offset, offset), (offset, offset)))
     size = int(spec(model.preprocessing)["crop_size"])
     return heat[:, :size, :size], np.concatenate(probabilities)
+
+
+def _layer_map(
+    cam: Any,
+    inputs: torch.Tensor,
+    layer: torch.nn.Module,
+    targets: list[Any],
+    activation: torch.Tensor,
+    gradient: torch.Tensor | None,
+) -> np.ndarray:
+    """One target layer's maps (N, 1, H, W) on the input grid, each scaled to [0, 1], as grad-cam's
+    compute_cam_per_layer makes them; cam None is Grad-CAM (the gradients' mean weighs each channel)."""
+    acts = activation.numpy()
+    grads = None if gradient is None else gradient.numpy()
+    if cam is None:
+        assert grads is not None
+        raw = (np.mean(grads, axis=(2, 3))[:, :, None, None] * acts).sum(axis=1)
+    else:
+        raw = cam.get_cam_image(inputs, layer, targets, acts, grads, False)
+    return _scale(np.maximum(raw, 0), (inputs.shape[-1], inputs.shape[-2]))[:, None]
+
+
+def _scale(maps: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """grad-cam's scale_cam_image: each map shifted and divided to [0, 1], resized to size (width,
+    height) with OpenCV when given."""
+    import cv2
+
+    scaled = []
+    for image in maps:
+        image = image - np.min(image)
+        image = image / (1e-7 + np.max(image))
+        scaled.append(cv2.resize(image.astype(np.float32), size) if size is not None else image)
+    return np.array(scaled, dtype=np.float32)
 
 
 # A loaded model's module -> {method: its grad-cam object}, made once per model and method. Only the
@@ -160,7 +203,8 @@ def _forward_backward(
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """One forward pass of a frozen module (see _frozen) with each target layer's output made a
     leaf that needs a gradient, and, if uses_gradients, the gradients of the explained classes'
-    logits at those leaves: (logits, activations per layer, gradients per layer)."""
+    logits at those leaves: (logits, activations per layer, gradients per layer). Every target
+    layer must run in the forward pass."""
     leaves: dict[int, torch.Tensor] = {}
 
     def capture(index: int) -> Any:
@@ -174,7 +218,7 @@ def _forward_backward(
     try:
         with torch.inference_mode(False), torch.enable_grad():
             outputs = module(inputs)
-            found = [leaves[i] for i in range(len(layers)) if i in leaves]
+            found = [leaves[i] for i in range(len(layers))]
             gradients: list[torch.Tensor] = []
             if uses_gradients and found:
                 chosen = (

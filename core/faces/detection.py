@@ -220,8 +220,10 @@ class FaceDetector:
             return []
         if len({image.size for image in images}) != 1 or max(images[0].size) > self.max_side:
             raise ValueError(f"detect_same_size needs photos of one size, at most {self.max_side} px")
-        with self._lock, torch.inference_mode():
-            self._mtcnn.min_face_size = max(self.min_face_size, 12)
+        # facenet-pytorch's own batched detect; the min_face_size it reads is set to the same value
+        # by every call, and detect_all does not read it (core.faces.mtcnn takes the size it is given).
+        self._mtcnn.min_face_size = max(self.min_face_size, 12)
+        with torch.inference_mode():
             boxes, scores, points = self._mtcnn.detect(list(images), landmarks=True)
         found = []
         for photo_boxes, photo_scores, photo_points in zip(boxes, scores, points, strict=True):

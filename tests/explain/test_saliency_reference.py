@@ -119,3 +119,38 @@ def test_a_batch_split_in_parts_gives_the_same_maps(crops: np.ndarray) -> None:
     assert np.allclose(whole, parts, atol=1e-5) and np.allclose(
         whole_probabilities, part_probabilities, atol=1e-6
     )
+
+
+def test_overlays_are_grad_cams_blend(crops: np.ndarray) -> None:
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    from core.explain.saliency import overlay_on_crop
+
+    heat = explain(trained_like("seed_cnn", 5), crops, None, "gradcam")[0]
+    for crop, heatmap in zip(crops, heat, strict=True):
+        rgb = np.repeat(crop[..., None].astype(np.float32) / 255.0, 3, axis=2)
+        for weight in (0.3, 0.5):
+            expected = show_cam_on_image(rgb, heatmap, use_rgb=True, image_weight=1 - weight)
+            assert np.array_equal(overlay_on_crop(crop, heatmap, weight), expected)
+
+
+def test_the_default_method_needs_no_grad_cam_import(crops: np.ndarray, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from core.paths import REPO_ROOT
+
+    code = (
+        "import sys, numpy as np, torch\n"
+        "from core.explain.saliency import explain, overlay_on_crop\n"
+        "from core.models.architectures import create_model\n"
+        "from core.models.registry import LoadedModel\n"
+        "model = LoadedModel('m', create_model('seed_cnn').eval(), {})\n"
+        "heat = explain(model, np.zeros((1, 48, 48), np.uint8) + 90)[0]\n"
+        "overlay_on_crop(np.zeros((48, 48), np.uint8), heat[0])\n"
+        "print('pytorch_grad_cam' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"

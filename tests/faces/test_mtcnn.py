@@ -115,3 +115,14 @@ def test_the_pyramid_is_facenet_pytorchs() -> None:
     scales = pyramid_scales(480, 640, 20, 0.709)
     assert scales[0] == pytest.approx(0.6) and len(scales) == 10
     assert 480 * scales[-1] >= 12 > 480 * scales[-1] * 0.709
+
+
+def test_one_detector_serves_threads_at_once(detector: FaceDetector, astronaut: Image.Image) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    small = astronaut.resize((256, 256))
+    photos = [astronaut, small] * 3
+    expected = [[face.box for face in detector.detect(photo)] for photo in photos[:2]] * 3
+    with ThreadPoolExecutor(3) as pool:
+        found = list(pool.map(lambda photo: [face.box for face in detector.detect(photo)], photos))
+    assert found == expected
