@@ -1,11 +1,10 @@
 """MTCNN's three stages for one photo, as facenet-pytorch's detect_face runs them, with its nets
 (PNet, RNet, ONet) and its pure functions (candidate boxes, NMS, box regression), but cheaper:
 
-- every resampling is an area average read from one summed-area table of the photo: the pyramid's
-  levels and all the candidate boxes before RNet and ONet at once, where facenet-pytorch calls
-  `interpolate(mode="area")` once per level and once per box (147 boxes on the bench's 640x480
-  photo). The averages are the same (pixels are whole numbers, summed exactly in float64);
-- the pyramid's levels come out channels-last, the layout the detector's nets run fastest in;
+- the candidate boxes before RNet and ONet are resampled all at once, as area averages read from
+  one summed-area table of the photo, where facenet-pytorch calls `interpolate(mode="area")` once
+  per box (147 boxes on the bench's 640x480 photo; each call a few small ops, slow on a busy
+  machine). The averages are the same: pixels are whole numbers, summed exactly in integers;
 - PNet's face probability is the softmax of its two outputs taken on a channels-first copy (the
   channels-last softmax over two channels is slow).
 
@@ -28,6 +27,7 @@ from facenet_pytorch.models.utils.detect_face import (
     pad,
     rerec,
 )
+from torch.nn.functional import interpolate
 
 Stages = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -46,12 +46,14 @@ def pyramid_scales(height: int, width: int, min_face: float, factor: float) -> l
 
 
 def area_table(pixels: np.ndarray) -> torch.Tensor:
-    """The summed-area table (C, H+1, W+1) in float64 of an (H, W, C) uint8 photo: entry [c, y, x]
-    sums channel c over rows < y and columns < x."""
-    values = torch.from_numpy(np.array(pixels, dtype=np.float64)).permute(2, 0, 1)
-    table = torch.zeros(values.shape[0], values.shape[1] + 1, values.shape[2] + 1, dtype=torch.float64)
-    table[:, 1:, 1:] = values.cumsum(1).cumsum(2)
-    return table
+    """The summed-area table (H+1, W+1, C) of an (H, W, C) uint8 photo, in whole numbers (exact):
+    entry [y, x, c] sums channel c over rows < y and columns < x."""
+    height, width = pixels.shape[:2]
+    kind = np.int32 if height * width * 255 < 2**31 else np.int64
+    table = np.zeros((height + 1, width + 1, pixels.shape[2]), kind)
+    np.cumsum(pixels, axis=0, dtype=kind, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    return torch.from_numpy(table)
 
 
 def _cells(start: torch.Tensor, length: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,9 +80,9 @@ def resample_boxes(
     x0, x1 = _cells(left, right - left, columns)
     ya, yb = y0[:, :, None], y1[:, :, None]
     xa, xb = x0[:, None, :], x1[:, None, :]
-    total = table[:, yb, xb] - table[:, ya, xb] - table[:, yb, xa] + table[:, ya, xa]  # (C, K, rows, cols)
-    area = ((yb - ya) * (xb - xa)).to(torch.float64)
-    return (total / area).float().permute(1, 2, 3, 0).contiguous().permute(0, 3, 1, 2)
+    total = table[yb, xb] - table[ya, xb] - table[yb, xa] + table[ya, xa]  # (K, rows, columns, C)
+    area = ((yb - ya) * (xb - xa))[..., None].to(torch.float64)
+    return (total.to(torch.float64) / area).float().permute(0, 3, 1, 2)
 
 
 def _normalise(batch: torch.Tensor) -> torch.Tensor:
@@ -88,16 +90,16 @@ def _normalise(batch: torch.Tensor) -> torch.Tensor:
 
 
 def first_stage(
-    table: torch.Tensor, pnet: torch.nn.Module, scales: list[float], threshold: float
+    pixels: np.ndarray, pnet: torch.nn.Module, scales: list[float], threshold: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """PNet over the pyramid: candidate boxes (N, 9: box, score, regression) after NMS within each
-    level and across levels, and their image index (all 0)."""
-    height, width = table.shape[1] - 1, table.shape[2] - 1
-    zero = torch.zeros(1, dtype=torch.int64)
+    level and across levels, and their image index (all 0). The levels are facenet-pytorch's
+    (`interpolate(mode="area")` of the whole photo: one call per level is cheap)."""
+    image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None].float()  # a writable copy
+    height, width = pixels.shape[:2]
     boxes, picks, offset = [], [], 0
     for scale in scales:
-        rows, columns = int(height * scale + 1), int(width * scale + 1)
-        level = resample_boxes(table, zero, zero + height, zero, zero + width, (rows, columns))
+        level = interpolate(image, size=(int(height * scale + 1), int(width * scale + 1)), mode="area")
         regression, logits = _pnet(pnet, _normalise(level))
         probability = torch.softmax(logits.contiguous(), dim=1)
         found, image_inds = generateBoundingBox(regression, probability[:, 1], scale, threshold)
@@ -122,7 +124,7 @@ def _pnet(pnet: Any, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _crops(table: torch.Tensor, boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, np.ndarray]:
     """The boxes cut as facenet-pytorch cuts them (clipped to the photo) and averaged to size x size,
     and which boxes were not empty."""
-    height, width = table.shape[1] - 1, table.shape[2] - 1
+    height, width = table.shape[0] - 1, table.shape[1] - 1
     y, ey, x, ex = pad(boxes, width, height)
     keep = (ey > y - 1) & (ex > x - 1)
     as_tensor = [torch.from_numpy(v[keep].astype(np.int64)) for v in (y, ey, x, ex)]
@@ -207,13 +209,13 @@ def detect_faces(
             clock = now
 
     with torch.inference_mode():
-        table = area_table(pixels)
-        lap("table")
         scales = pyramid_scales(pixels.shape[0], pixels.shape[1], min_face, mtcnn.factor)
-        boxes, image_inds = first_stage(table, mtcnn.pnet, scales, mtcnn.thresholds[0])
-        lap("pnet")
+        boxes, image_inds = first_stage(pixels, mtcnn.pnet, scales, mtcnn.thresholds[0])
+        lap("pyramid + PNet")
+        table = area_table(pixels)
+        lap("summed-area table")
         boxes, image_inds = second_stage(table, mtcnn.rnet, boxes, image_inds, mtcnn.thresholds[1])
-        lap("rnet")
+        lap("box crops + RNet")
         found = third_stage(table, mtcnn.onet, boxes, image_inds, mtcnn.thresholds[2])
-        lap("onet")
+        lap("box crops + ONet")
     return found

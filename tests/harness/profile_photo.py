@@ -35,9 +35,11 @@ from PIL import Image
 
 from core.explain.saliency import cam_class, explain
 from core.faces.detection import FaceDetector, crop_face
+from core.faces.mtcnn import detect_faces
 from core.models.architectures import cam_layers
 from core.models.predict import calibrated_softmax
 from core.models.preprocess import to_tensor
+from core.paths import DATA_DEFAULT
 from tests.harness.bench import default_models, sample_photos
 
 
@@ -62,7 +64,9 @@ class Clock:
 
 
 def grad_cam_steps(clock: Clock, model: Any, crops: np.ndarray) -> None:
-    """grad-cam's own path for one model, step by step (what explain did before #22)."""
+    """grad-cam's own path for one model, step by step (what explain did before #22: a CAM object
+    and its hooks per call, a forward pass recording the whole graph, a backward pass through the
+    whole net to its weights)."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     cam_type = clock.time("import + class", lambda: cam_class("gradcam"))
@@ -211,18 +215,94 @@ def profile_detect(runs: int) -> dict[str, dict[str, float]]:
             mtcnn_steps(stock, mtcnn, photo, 20)
             stock.runs[-1]["total"] = 1000 * (time.perf_counter() - started)
             ours.time("FaceDetector.detect", lambda: detector.detect(photo))
-            for step, seconds in getattr(detector, "last_timings", {}).items():
-                ours.runs[-1][step] = 1000 * seconds
+            stages: dict[str, float] = {}
+            detect_faces(np.asarray(photo), detector._mtcnn, 20, stages)
+            for step, seconds in stages.items():
+                ours.runs[-1][f"stages: {step}"] = 1000 * seconds
     return {
         "facenet-pytorch detect_face (channels-last nets), 20 px": stock.medians(),
         "core.faces.detection": ours.medians(),
     }
 
 
+class StockDetector(FaceDetector):
+    """FaceDetector with facenet-pytorch's own MTCNN.detect (its channels-first nets, per-box
+    resampling) behind it: what core.faces.detection did before #22, for the comparison on scenes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from facenet_pytorch import MTCNN
+
+        self._mtcnn = MTCNN(keep_all=True, device="cpu", min_face_size=self.min_face_size)
+        for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
+            net.to(memory_format=torch.channels_last)  # as core.faces.detection had them
+
+    def detect_all(self, image: Image.Image) -> list[Any]:
+        import core.faces.mtcnn as stages
+
+        def stock(pixels: np.ndarray, mtcnn: Any, min_face: float, timings: Any = None) -> Any:
+            mtcnn.min_face_size = min_face
+            with torch.inference_mode():
+                boxes, scores, points = mtcnn.detect(Image.fromarray(pixels), landmarks=True)
+            if boxes is None:
+                return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
+            return boxes, scores, points
+
+        original = stages.detect_faces
+        stages.detect_faces = stock
+        try:
+            return super().detect_all(image)
+        finally:
+            stages.detect_faces = original
+
+
+def compare_on_scenes(count: int, data: str) -> dict[str, float]:
+    """Faces in scenes (core.evaluation.scenes, FER2013 val faces): faces found and detection time of
+    core.faces.detection against the same detector on facenet-pytorch's MTCNN.detect, and how
+    closely their boxes agree (each of ours against the stock box it overlaps most)."""
+    from core.data.datasets import load_dataset
+    from core.evaluation.scenes import make_scenes, match_detections
+
+    val = load_dataset(data, "val")
+    ours, stock = FaceDetector(), StockDetector()
+    found = {"ours": 0, "stock": 0}
+    seconds = {"ours": 0.0, "stock": 0.0}
+    truth = extra = 0
+    ious: list[float] = []
+    for scene in make_scenes(val.images, val.labels, count, seed=0):
+        photo = scene.image()
+        truth += len(scene.faces)
+        boxes = {}
+        for name, detector in (("stock", stock), ("ours", ours)):
+            started = time.perf_counter()
+            boxes[name] = [face.box for face in detector.detect_all(photo)]
+            seconds[name] += time.perf_counter() - started
+            found[name] += sum(d is not None for d in match_detections(scene.faces, boxes[name]))
+        extra += abs(len(boxes["ours"]) - len(boxes["stock"]))
+        for box in boxes["ours"]:
+            ious.append(max((_iou(box, other) for other in boxes["stock"]), default=0.0))
+    return {
+        "scenes": float(count),
+        "truth faces": float(truth),
+        "found (stock MTCNN.detect)": float(found["stock"]),
+        "found (core.faces.detection)": float(found["ours"]),
+        "photos' detection count differs": float(extra),
+        "lowest IoU with a stock box": min(ious, default=1.0),
+        "ms per photo (stock)": 1000 * seconds["stock"] / count,
+        "ms per photo (ours)": 1000 * seconds["ours"] / count,
+    }
+
+
+def _iou(a: Any, b: Any) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(x2 - x1, 0) * max(y2 - y1, 0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 def format_profile(sections: dict[str, dict[str, float]]) -> str:
     lines = []
     for title, steps in sections.items():
-        lines += ["", f"| {title} | median ms |", "| --- | --- |"]
+        lines += ["", f"| {title} | median ms (or count) |", "| --- | --- |"]
         lines += [f"| {step} | {ms:.1f} |" for step, ms in steps.items()]
     return "\n".join(lines)
 
@@ -230,9 +310,17 @@ def format_profile(sections: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.harness.profile_photo", description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--only", choices=["explain", "detect"])
+    parser.add_argument("--only", choices=["explain", "detect", "scenes"])
+    parser.add_argument(
+        "--scenes", type=int, default=60, help="faces-in-scenes photos to compare detectors on"
+    )
+    parser.add_argument("--data", default=DATA_DEFAULT, help="FER2013 folder the scene faces come from")
     args = parser.parse_args(argv)
     sections: dict[str, dict[str, float]] = {}
+    if args.only == "scenes":
+        sections["faces in scenes: core.faces.detection against MTCNN.detect"] = compare_on_scenes(
+            args.scenes, args.data
+        )
     if args.only in (None, "explain"):
         sections |= profile_explain(args.runs)
     if args.only in (None, "detect"):
