@@ -5,6 +5,9 @@
   one summed-area table of the photo, where facenet-pytorch calls `interpolate(mode="area")` once
   per box (147 boxes on the bench's 640x480 photo; each call a few small ops, slow on a busy
   machine). The averages are the same: pixels are whole numbers, summed exactly in integers;
+- the pyramid's levels are the same area averages, computed from running sums of the photo in whole
+  numbers (rows, then columns) rather than by `interpolate(mode="area")`, which spent more than a
+  third of PNet's stage converting layouts; they come out channels-last, as the nets run;
 - PNet's face probability is the softmax of its two outputs taken on a channels-first copy (the
   channels-last softmax over two channels is slow).
 
@@ -27,7 +30,6 @@ from facenet_pytorch.models.utils.detect_face import (
     pad,
     rerec,
 )
-from torch.nn.functional import interpolate
 
 Stages = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -45,14 +47,13 @@ def pyramid_scales(height: int, width: int, min_face: float, factor: float) -> l
     return scales
 
 
-def area_table(pixels: np.ndarray) -> torch.Tensor:
+def area_table(pixels: np.ndarray, rows_summed: np.ndarray | None = None) -> torch.Tensor:
     """The summed-area table (H+1, W+1, C) of an (H, W, C) uint8 photo, in whole numbers (exact):
-    entry [y, x, c] sums channel c over rows < y and columns < x."""
-    height, width = pixels.shape[:2]
-    kind = np.int32 if height * width * 255 < 2**31 else np.int64
-    table = np.zeros((height + 1, width + 1, pixels.shape[2]), kind)
-    np.cumsum(pixels, axis=0, dtype=kind, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    entry [y, x, c] sums channel c over rows < y and columns < x. rows_summed: the photo's row_sums,
+    when already made."""
+    summed = row_sums(pixels) if rows_summed is None else rows_summed
+    table = np.zeros((summed.shape[0], summed.shape[1] + 1, summed.shape[2]), summed.dtype)
+    np.cumsum(summed, axis=1, out=table[:, 1:])
     return torch.from_numpy(table)
 
 
@@ -89,17 +90,51 @@ def _normalise(batch: torch.Tensor) -> torch.Tensor:
     return (batch - 127.5) * 0.0078125
 
 
+def row_sums(pixels: np.ndarray) -> np.ndarray:
+    """Running sums down the rows (H+1, W, C) of an (H, W, C) uint8 photo, in whole numbers: entry
+    [y, x, c] sums channel c of column x over rows < y. Both the pyramid and area_table start here."""
+    height, width = pixels.shape[:2]
+    kind = np.int32 if height * width * 255 < 2**31 else np.int64
+    sums = np.zeros((height + 1, width, pixels.shape[2]), kind)
+    np.cumsum(pixels, axis=0, dtype=kind, out=sums[1:])
+    return sums
+
+
+def pyramid_level(rows_summed: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """The photo averaged down to size (rows, columns) as `interpolate(mode="area")` does it (each
+    output pixel the mean of its window), read from row_sums: (1, C, rows, columns) float32,
+    channels-last. Rows first, then columns, each window's sum a difference of running sums."""
+    height, width = rows_summed.shape[0] - 1, rows_summed.shape[1]
+    rows, columns = size
+    y0, y1 = _windows(height, rows)
+    x0, x1 = _windows(width, columns)
+    band = rows_summed[y1] - rows_summed[y0]  # (rows, W, C): each output row's window, summed
+    summed = np.zeros((rows, width + 1, band.shape[2]), band.dtype)
+    np.cumsum(band, axis=1, out=summed[:, 1:])
+    total = summed[:, x1] - summed[:, x0]  # (rows, columns, C)
+    area = ((y1 - y0)[:, None] * (x1 - x0)[None, :]).astype(np.float32)[..., None]
+    level = torch.from_numpy(total.astype(np.float32) / area)
+    return level.permute(2, 0, 1)[None]
+
+
+def _windows(length: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive average pooling's windows along one axis: floor(i * n / size) to ceil((i + 1) * n / size)."""
+    steps = np.arange(size, dtype=np.int64)
+    return steps * length // size, -(-(steps + 1) * length // size)
+
+
 def first_stage(
     pixels: np.ndarray, pnet: torch.nn.Module, scales: list[float], threshold: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """PNet over the pyramid: candidate boxes (N, 9: box, score, regression) after NMS within each
-    level and across levels, and their image index (all 0). The levels are facenet-pytorch's
-    (`interpolate(mode="area")` of the whole photo: one call per level is cheap)."""
-    image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None].float()  # a writable copy
+    level and across levels, their image index (all 0), and the photo's row_sums (for area_table).
+    The levels are facenet-pytorch's (`interpolate(mode="area")` of the whole photo), computed from
+    running sums in whole numbers and handed to PNet channels-last."""
+    rows_summed = row_sums(pixels)
     height, width = pixels.shape[:2]
     boxes, picks, offset = [], [], 0
     for scale in scales:
-        level = interpolate(image, size=(int(height * scale + 1), int(width * scale + 1)), mode="area")
+        level = pyramid_level(rows_summed, (int(height * scale + 1), int(width * scale + 1)))
         regression, logits = _pnet(pnet, _normalise(level))
         probability = torch.softmax(logits.contiguous(), dim=1)
         found, image_inds = generateBoundingBox(regression, probability[:, 1], scale, threshold)
@@ -109,7 +144,7 @@ def first_stage(
     candidates = torch.cat(boxes)[torch.cat(picks)]
     image_inds = torch.zeros(len(candidates), dtype=torch.int64)
     pick = batched_nms(candidates[:, :4], candidates[:, 4], image_inds, 0.7)
-    return candidates[pick], image_inds[pick]
+    return candidates[pick], image_inds[pick], rows_summed
 
 
 def _pnet(pnet: Any, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,9 +245,9 @@ def detect_faces(
 
     with torch.inference_mode():
         scales = pyramid_scales(pixels.shape[0], pixels.shape[1], min_face, mtcnn.factor)
-        boxes, image_inds = first_stage(pixels, mtcnn.pnet, scales, mtcnn.thresholds[0])
+        boxes, image_inds, rows_summed = first_stage(pixels, mtcnn.pnet, scales, mtcnn.thresholds[0])
         lap("pyramid + PNet")
-        table = area_table(pixels)
+        table = area_table(pixels, rows_summed)
         lap("summed-area table")
         boxes, image_inds = second_stage(table, mtcnn.rnet, boxes, image_inds, mtcnn.thresholds[1])
         lap("box crops + RNet")

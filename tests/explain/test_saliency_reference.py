@@ -21,13 +21,13 @@ from core.models.registry import LoadedModel
 
 
 def reference_explain(
-    model: LoadedModel, crops: np.ndarray, classes: list[int] | None, method: str
+    model: LoadedModel, crops: np.ndarray, classes: list[int] | None, method: str, layer: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """explain as it was: grad-cam's own __call__ on the whole batch."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     targets = None if classes is None else [ClassifierOutputTarget(int(c)) for c in classes]
-    with cam_class(method)(model=model.module, target_layers=cam_layers(model.module)) as cam:
+    with cam_class(method)(model=model.module, target_layers=cam_layers(model.module, layer)) as cam:
         heat = cam(input_tensor=to_tensor(crops, model.preprocessing), targets=targets)
         probabilities = calibrated_softmax(cam.outputs.detach(), model.temperature).numpy()
     offset = centre_offset(model.preprocessing)
@@ -154,3 +154,17 @@ def test_the_default_method_needs_no_grad_cam_import(crops: np.ndarray, tmp_path
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("arch", "layer", "method"), [("vgg", "last-1", "gradcam"), ("seed_cnn", "block1", "hirescam")]
+)
+def test_an_earlier_layer_gives_grad_cams_maps_too(
+    arch: str, layer: str, method: str, crops: np.ndarray
+) -> None:
+    model = trained_like(arch, 6, 44 if arch == "vgg" else 48)
+    heat, probabilities = explain(model, crops, None, method, layer=layer)
+    expected_heat, expected_probabilities = reference_explain(model, crops, None, method, layer)
+    assert np.abs(heat - expected_heat).max() <= 1e-4
+    assert np.abs(probabilities - expected_probabilities).max() <= 1e-5
+    assert not np.allclose(heat, explain(model, crops, None, method)[0], atol=1e-3)  # another layer's maps

@@ -126,3 +126,17 @@ def test_one_detector_serves_threads_at_once(detector: FaceDetector, astronaut: 
     with ThreadPoolExecutor(3) as pool:
         found = list(pool.map(lambda photo: [face.box for face in detector.detect(photo)], photos))
     assert found == expected
+
+
+def test_pyramid_levels_are_interpolates_area_averages() -> None:
+    from core.faces.mtcnn import pyramid_level, row_sums
+
+    pixels = np.random.default_rng(4).integers(0, 255, (97, 131, 3)).astype(np.uint8)
+    image = torch.from_numpy(pixels).permute(2, 0, 1)[None].float()
+    for scale in pyramid_scales(97, 131, 20, 0.709):
+        size = (int(97 * scale + 1), int(131 * scale + 1))
+        level = pyramid_level(row_sums(pixels), size)
+        assert level.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(
+            level, torch.nn.functional.interpolate(image, size=size, mode="area"), atol=1e-4
+        )
