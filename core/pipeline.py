@@ -21,7 +21,7 @@ from core.faces.drawing import draw_labels
 from core.faces.images import decode_image, fit_within, to_rgb
 from core.faces.quality import FLAG_TEXT, readability_flags
 from core.labels import EMOTIONS
-from core.models.predict import predict_proba
+from core.models.predict import inference_copy, predict_proba
 from core.models.registry import LoadedModel
 from core.serving.public import Limits
 
@@ -184,7 +184,8 @@ def analyze(
             )
             timings["saliency"] += time.perf_counter() - mark
         else:
-            probabilities[model.name] = predict_proba(model, crops, flip_tta)
+            # Predictions only: the model's copy with batch norms folded (core.models.predict.inference_copy).
+            probabilities[model.name] = predict_proba(inference_copy(model), crops, flip_tta)
             timings["classify"] += time.perf_counter() - mark
 
     results = [

@@ -3,7 +3,8 @@
 Importing torch, torchvision and facenet-pytorch, and loading the face detector and the
 two default models, takes most of a cold start on a small CPU. Started here, at launch,
 that work overlaps with the server's own start-up instead of waiting for the first
-visitor's page run. Arguments pass on to `streamlit run`.
+visitor's page run; the Analyze page's first picture (the built-in sample) is then read and
+explained, so the first visitor gets it from the cache. Arguments pass on to `streamlit run`.
 """
 
 from __future__ import annotations
@@ -27,23 +28,34 @@ class _SkipWarmUpThread(logging.Filter):
 
 
 def warm_up() -> None:
-    """Import what the first Analyze predictions need and load the detector and default models.
+    """Import what the first Analyze predictions need and load the detector and default models; then
+    read the built-in sample (what the Analyze page shows first) and explain it with the page's
+    default Grad-CAM, so the first visitor's page finds both in the result cache.
 
-    They land in Streamlit's resource cache, shared by every session, where the first page
-    run finds them. A failure here is only logged: the page then meets it and explains it.
+    The detector and models land in Streamlit's resource cache, shared by every session, where the
+    first page run finds them; the sample's result and heatmaps in the shared result cache
+    (resources.results). A failure here is only logged: the page then meets it and explains it.
     """
     context_logger = logging.getLogger(_CONTEXT_LOGGER)
     if not any(isinstance(f, _SkipWarmUpThread) for f in context_logger.filters):
         context_logger.addFilter(_SkipWarmUpThread())
     try:
         import ui.charts  # noqa: F401
+        from core.explain.saliency import CAM_METHODS
         from core.models.registry import list_models
         from ui import resources
-        from ui.display import default_pair, model_keys
+        from ui.display import default_pair, model_keys, sample_png
 
         resources.detector()
         cards = list_models()
-        resources.models(model_keys(cards, list(default_pair([card["name"] for card in cards]))))
+        keys = model_keys(cards, list(default_pair([card["name"] for card in cards])))
+        resources.models(keys)
+        # The page's defaults: no mirror averaging, the first method, each model's own prediction.
+        method = next(iter(CAM_METHODS))
+        sample = sample_png()
+        resources.analysis(sample, keys, False)
+        if keys:
+            resources.heatmaps(sample, keys, False, method, None)
     except Exception as error:  # noqa: BLE001 - the app must start whatever happens here
         print(f"warm-up stopped early: {error!r}", file=sys.stderr)
 

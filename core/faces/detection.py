@@ -9,7 +9,6 @@ FER2013.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -166,13 +165,14 @@ class FaceDetector:
         self._mtcnn = MTCNN(keep_all=True, device="cpu", min_face_size=min_face_size)
         # PyTorch's CPU max pooling is about ten times slower on channels-first tensors than on
         # channels-last ones, and MTCNN pools after most convolutions: channels-last nets find the same
-        # boxes in about two thirds of the time (`python -m core bench`).
+        # boxes in about two thirds of the time (`python -m core bench`). Its stages run in
+        # core.faces.mtcnn (same boxes as MTCNN.detect, cheaper resampling), which keeps no state:
+        # one detector serves threads at once.
         for net in (self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet):
             net.to(memory_format=torch.channels_last)
-        self._lock = threading.Lock()  # MTCNN keeps its min_face_size as state
 
     def twin(self) -> FaceDetector:
-        """A detector with the same settings and its own MTCNN (and lock), to detect in parallel."""
+        """A detector with the same settings and its own MTCNN, to detect in parallel."""
         return FaceDetector(
             self.min_face_size, self.score_threshold, self.max_faces, self.max_side, self.align, self.min_roll
         )
@@ -198,11 +198,9 @@ class FaceDetector:
         if min(small.size) < min_face:
             # No face that large fits, and MTCNN fails on the empty pyramid such a photo gives.
             return []
-        with self._lock, torch.inference_mode():
-            self._mtcnn.min_face_size = min_face
-            boxes, scores, points = self._mtcnn.detect(small, landmarks=True)
-        if boxes is None:
-            return []
+        from core.faces.mtcnn import detect_faces  # facenet-pytorch: imported with the first detector
+
+        boxes, scores, points = detect_faces(np.asarray(small.convert("RGB")), self._mtcnn, min_face)
         faces = [
             self._face(
                 as_box(float(v) / scale for v in box),
@@ -222,8 +220,10 @@ class FaceDetector:
             return []
         if len({image.size for image in images}) != 1 or max(images[0].size) > self.max_side:
             raise ValueError(f"detect_same_size needs photos of one size, at most {self.max_side} px")
-        with self._lock, torch.inference_mode():
-            self._mtcnn.min_face_size = max(self.min_face_size, 12)
+        # facenet-pytorch's own batched detect; the min_face_size it reads is set to the same value
+        # by every call, and detect_all does not read it (core.faces.mtcnn takes the size it is given).
+        self._mtcnn.min_face_size = max(self.min_face_size, 12)
+        with torch.inference_mode():
             boxes, scores, points = self._mtcnn.detect(list(images), landmarks=True)
         found = []
         for photo_boxes, photo_scores, photo_points in zip(boxes, scores, points, strict=True):

@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 
@@ -83,3 +84,29 @@ def test_warm_up_thread_logs_no_script_run_context_warnings(
     assert warnings_from(launch.WARM_UP_THREAD) == []
     st.cache_resource.clear()
     assert warnings_from("some-other-thread"), "other threads still warn"
+
+
+def test_warm_up_leaves_the_sample_read_and_explained_in_the_result_cache(
+    tiny_registry: list[str], empty_caches
+) -> None:
+    from core.explain.saliency import CAM_METHODS
+    from core.pipeline import analyze
+    from ui.display import sample_png
+
+    launch.warm_up()
+    keys = model_keys(list_models(), tiny_registry)
+    computed: list[str] = []
+    original = resources.analyze_within
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        computed.append("analysis")
+        return original(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resources, "analyze_within", counting)
+        found = resources.analysis(sample_png(), keys, False)
+        maps = resources.heatmaps(sample_png(), keys, False, next(iter(CAM_METHODS)), None)
+    assert computed == [], "the page's first calls are served from the result cache"
+    assert len(found.faces) == 1 and set(maps[0]) == set(tiny_registry)
+    expected = analyze(sample_png(), resources.models(keys), resources.detector())
+    assert np.allclose(maps[0][tiny_registry[0]], expected.faces[0].heatmaps[tiny_registry[0]], atol=1e-4)

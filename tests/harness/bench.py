@@ -152,6 +152,99 @@ def format_compare_report(row: dict[str, Any]) -> str:
     )
 
 
+def stock_detector() -> Any:
+    """The fixed reference every photo figure is divided by: facenet-pytorch's MTCNN as it ships
+    (keep_all=True; its own 20 px minimum and channels-first nets), on the whole photo."""
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(keep_all=True, device="cpu")
+
+
+def bench_photo_vs_stock(runs: int = 20) -> list[dict[str, Any]]:
+    """Each photo case against stock MTCNN(keep_all=True).detect on the same photo, in one run.
+
+    Runs are interleaved (stock, one model, stock, both models + Grad-CAMs, ...) so that a machine
+    loaded by others weighs on every case alike. Per case: the median over `runs` of its total
+    time, that median over stock's median, and the median of each run's ratio to the stock run
+    just before it.
+    """
+    stock = stock_detector()
+    detector = FaceDetector()
+    models = default_models()
+    cases = {
+        "one model, no Grad-CAM": lambda photo: analyze(photo, models[:1], detector, cam_method=None),
+        "both models + both Grad-CAMs": lambda photo: analyze(photo, models, detector),
+    }
+
+    def stock_detect(photo: bytes) -> Any:
+        with torch.inference_mode():
+            return stock.detect(Image.open(io.BytesIO(photo)).convert("RGB"))
+
+    rows = []
+    for name, photo in sample_photos().items():
+        for work in (stock_detect, *cases.values()):
+            work(photo)  # warm: first calls allocate
+        samples: dict[str, list[float]] = {"stock MTCNN detect": [], **{case: [] for case in cases}}
+        paired: dict[str, list[float]] = {case: [] for case in cases}
+        faces: dict[str, int] = {}
+        for _ in range(runs):
+            for case, work in cases.items():
+                started = time.perf_counter()
+                boxes = stock_detect(photo)[0]
+                reference = time.perf_counter() - started
+                samples["stock MTCNN detect"].append(reference * 1000)
+                faces["stock MTCNN detect"] = 0 if boxes is None else len(boxes)
+                started = time.perf_counter()
+                analysis = work(photo)
+                seconds = time.perf_counter() - started
+                samples[case].append(seconds * 1000)
+                paired[case].append(seconds / reference)
+                faces[case] = len(analysis.faces)
+        stock_ms = statistics.median(samples["stock MTCNN detect"])
+        for case, values in samples.items():
+            rows.append(
+                {
+                    "photo": name,
+                    "case": case,
+                    "faces": faces[case],
+                    "runs": len(values),
+                    "median_ms": statistics.median(values),
+                    "p95_ms": percentile(values, 95),
+                    "ratio_to_stock": statistics.median(values) / stock_ms,
+                    "paired_ratio_median": statistics.median(paired[case]) if case in paired else 1.0,
+                }
+            )
+    return rows
+
+
+def format_photo_vs_stock(rows: list[dict[str, Any]]) -> str:
+    """The photo cases against stock MTCNN as a Markdown table."""
+    header = [
+        "photo",
+        "case",
+        "faces",
+        "median ms",
+        "p95 ms",
+        "x stock detect (medians)",
+        "x stock (paired runs)",
+    ]
+    return markdown_table(
+        header,
+        [
+            [
+                row["photo"],
+                row["case"],
+                str(row["faces"]),
+                f"{row['median_ms']:.1f}",
+                f"{row['p95_ms']:.1f}",
+                f"{row['ratio_to_stock']:.2f}",
+                f"{row['paired_ratio_median']:.2f}",
+            ]
+            for row in rows
+        ],
+    )
+
+
 @torch.inference_mode()
 def bench_classifiers(seconds: float = 2.0) -> list[dict[str, Any]]:
     """Faces per second at batch 1 and 64 for every architecture (48x48 input) and the shipped one."""
@@ -584,11 +677,22 @@ def format_live_report(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def main(video_only: bool = False, live_only: bool = False, compare_only: bool = False) -> int:
+def main(
+    video_only: bool = False, live_only: bool = False, compare_only: bool = False, photo_only: bool = False
+) -> int:
     torch.set_num_threads(torch.get_num_threads())
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     if compare_only:
         print(f"Machine: {machine}\n\n{format_compare_report(bench_compare())}")
+        return 0
+    if photo_only:
+        rows = bench_photo_vs_stock()
+        cold = bench_cold_start()
+        print(f"Machine: {machine}\n\n{format_photo_vs_stock(rows)}\n\n{format_cold_start(cold)}")
+        (REPO / "bench-photo-results.json").write_text(
+            json.dumps({"machine": machine, "photo_vs_stock": rows, "cold_start": cold}, indent=2) + "\n"
+        )
+        print("\nwritten to bench-photo-results.json")
         return 0
     if live_only:
         live = [bench_live(every=every) for every in (1, 2)]
@@ -610,6 +714,7 @@ def main(video_only: bool = False, live_only: bool = False, compare_only: bool =
         "machine": machine,
         "pipeline": bench_pipeline(),
         "compare": bench_compare(),
+        "photo_vs_stock": bench_photo_vs_stock(),
         "classifiers": bench_classifiers(),
         "training": bench_training(),
         "peak_memory_mb": bench_memory(),
@@ -641,6 +746,8 @@ def format_report(report: dict[str, Any]) -> str:
             )
     if report.get("compare"):
         lines += ["", format_compare_report(report["compare"])]
+    if report.get("photo_vs_stock"):
+        lines += ["", format_photo_vs_stock(report["photo_vs_stock"])]
     lines += [
         "",
         "| architecture | parameters | faces/s at batch 1 | faces/s at batch 64 |",
@@ -655,28 +762,34 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"| {row['scheme']} | {row['images_per_s']:.0f} | {row['ratio_to_baseline']:.2f} | {row['setup_s']:.1f} |"
         )
-    cold = report["cold_start"]
-
-    def seconds(key: str, missing: str = "n/a") -> str:
-        return f"{cold[key]:.1f} s" if cold.get(key) is not None else missing
-
-    first = seconds("first_result_s", "n/a (no chromium)")
-    each = ", ".join(f"{run['first_result_s']:.1f}" for run in cold.get("runs", []) if run["first_result_s"])
     lines += [
         "",
         f"Peak resident memory (both models + one photo): {report['peak_memory_mb']:.0f} MB",
-        f"App cold start (median of {len(cold.get('runs', [])) or 1}): server ready {seconds('server_ready_s')}, "
-        f"first Analyze result {first}"
-        + (f" (each: {each} s)" if each else "")
-        + f", Grad-CAM overlays {seconds('saliency_s')}",
+        format_cold_start(report["cold_start"]),
     ]
     if report.get("video"):
         lines += ["", format_video_report(report["video"])]
     return "\n".join(lines)
 
 
+def format_cold_start(cold: dict[str, Any]) -> str:
+    """The cold start's medians (and each run's first result) in one line."""
+
+    def seconds(key: str, missing: str = "n/a") -> str:
+        return f"{cold[key]:.1f} s" if cold.get(key) is not None else missing
+
+    first = seconds("first_result_s", "n/a (no chromium)")
+    each = ", ".join(f"{run['first_result_s']:.1f}" for run in cold.get("runs", []) if run["first_result_s"])
+    return (
+        f"App cold start (median of {len(cold.get('runs', [])) or 1}): server ready {seconds('server_ready_s')}, "
+        f"first Analyze result {first}"
+        + (f" (each: {each} s)" if each else "")
+        + f", Grad-CAM overlays {seconds('saliency_s')}"
+    )
+
+
 def cli(argv: list[str] | None = None) -> int:
-    """`python -m tests.harness.bench [--video-only | --live-only]` (what `make bench` runs)."""
+    """`python -m tests.harness.bench [--video-only | --live-only | --compare-only | --photo-only]` (`make bench`)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tests.harness.bench", description=__doc__)
@@ -685,8 +798,18 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare-only", action="store_true", help="only the saliency comparison of one face"
     )
+    parser.add_argument(
+        "--photo-only",
+        action="store_true",
+        help="only the photo cases against stock MTCNN, and the cold start",
+    )
     args = parser.parse_args(argv)
-    return main(video_only=args.video_only, live_only=args.live_only, compare_only=args.compare_only)
+    return main(
+        video_only=args.video_only,
+        live_only=args.live_only,
+        compare_only=args.compare_only,
+        photo_only=args.photo_only,
+    )
 
 
 if __name__ == "__main__":

@@ -50,3 +50,25 @@ def test_report_formats_every_section() -> None:
     text = format_report(report)
     assert "median of 3" in text and "first Analyze result 9.5 s (each: 9.5, 9.9, 9.1 s)" in text
     assert "Grad-CAM overlays 12.0 s" in text
+
+
+def test_photo_cases_are_printed_with_their_ratio_to_stock_mtcnn() -> None:
+    from tests.harness.bench import format_photo_vs_stock
+
+    row = {"photo": "640x480, 1 face", "faces": 1, "runs": 20, "median_ms": 80.0, "p95_ms": 95.0}
+    rows = [
+        {**row, "case": "stock MTCNN detect", "ratio_to_stock": 1.0, "paired_ratio_median": 1.0},
+        {**row, "case": "one model, no Grad-CAM", "ratio_to_stock": 0.75, "paired_ratio_median": 0.74},
+    ]
+    text = format_photo_vs_stock(rows)
+    assert "| 640x480, 1 face | one model, no Grad-CAM | 1 | 80.0 | 95.0 | 0.75 | 0.74 |" in text
+    report = {
+        "machine": "test",
+        "pipeline": [],
+        "photo_vs_stock": rows,
+        "classifiers": [],
+        "training": [],
+        "peak_memory_mb": 900.0,
+        "cold_start": {"server_ready_s": 3.0, "first_result_s": None, "saliency_s": None, "runs": []},
+    }
+    assert "| stock MTCNN detect |" in format_report(report)
