@@ -185,15 +185,14 @@ def _fer_rows(
         yield pixels.astype(np.uint8).reshape(CROP_SIZE, CROP_SIZE), label, f"row {row_number}"
 
 
-def load_labelled_folder(
-    root: str | Path, face_cropper: Callable[[Image.Image], np.ndarray | None] | None = None
-) -> FaceDataset:
-    """Read `root/<emotion>/*` images of any size and mode into 48x48 grayscale crops."""
+def labelled_files(root: str | Path) -> list[tuple[Path, int]]:
+    """The image files of `root/<emotion>/*` with their class indices, in a fixed order; DatasetError
+    for a folder with no emotion folders, an unknown emotion name or an empty class folder."""
     root = Path(root)
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
         raise DatasetError(f"{root}: no emotion folders (expected e.g. {root}/happy/*.jpg)")
-    images, labels, sources = [], [], []
+    found = []
     for class_dir in class_dirs:
         try:
             label = label_index(class_dir.name)
@@ -202,16 +201,26 @@ def load_labelled_folder(
         files = sorted(f for f in class_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DatasetError(f"{class_dir}: empty class folder (no images)")
-        for file in files:
-            try:
-                crop = _crop_file(file, face_cropper)
-            except ImageError as err:
-                raise DatasetError(str(err)) from None
-            if crop is None:
-                continue  # no face found: a photo, not a defect of the dataset
-            images.append(crop)
-            labels.append(label)
-            sources.append(str(file.relative_to(root)))
+        found += [(file, label) for file in files]
+    return found
+
+
+def load_labelled_folder(
+    root: str | Path, face_cropper: Callable[[Image.Image], np.ndarray | None] | None = None
+) -> FaceDataset:
+    """Read `root/<emotion>/*` images of any size and mode into 48x48 grayscale crops."""
+    root = Path(root)
+    images, labels, sources = [], [], []
+    for file, label in labelled_files(root):
+        try:
+            crop = _crop_file(file, face_cropper)
+        except ImageError as err:
+            raise DatasetError(str(err)) from None
+        if crop is None:
+            continue  # no face found: a photo, not a defect of the dataset
+        images.append(crop)
+        labels.append(label)
+        sources.append(str(file.relative_to(root)))
     if not images:
         raise DatasetError(f"{root}: no usable faces")
     return FaceDataset(np.stack(images), np.array(labels, dtype=np.int64), sources)

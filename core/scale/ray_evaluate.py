@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from core.data.datasets import IMAGE_SUFFIXES, DatasetError, FaceDataset
+from core.data import datasets
+from core.data.datasets import DatasetError, FaceDataset
 from core.faces.images import ImageError, decode_image
 from core.jobs.ray_runner import worker_env
-from core.labels import label_index
 from core.scale import DEFAULT_BATCH_SIZE
 from core.scale.session import quiet_ray_data, ray_session
 
@@ -34,20 +34,7 @@ def labelled_files(data: str | Path, split: str | None) -> list[tuple[str, int, 
         )
     if split is not None and (root / split).is_dir():
         root = root / split
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not class_dirs:
-        raise DatasetError(f"{root}: no emotion folders (expected e.g. {root}/happy/*.jpg)")
-    found = []
-    for class_dir in class_dirs:
-        try:
-            label = label_index(class_dir.name)
-        except ValueError as err:
-            raise DatasetError(f"{class_dir}: {err}") from None
-        files = sorted(f for f in class_dir.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DatasetError(f"{class_dir}: empty class folder (no images)")
-        found += [(str(f), label, str(f.relative_to(root))) for f in files]
-    return found
+    return [(str(f), label, str(f.relative_to(root))) for f, label in datasets.labelled_files(root)]
 
 
 class ActorCropper:
