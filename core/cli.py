@@ -847,6 +847,10 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bench", help="speed and memory benchmark (make bench)")
     parser.add_argument("--video-only", action="store_true", help="only the video section")
     parser.add_argument("--live-only", action="store_true", help="only the live camera section")
+    parser.add_argument("--photo-only", action="store_true", help="only the photos against stock MTCNN")
+    parser.add_argument(
+        "--compare-only", action="store_true", help="only the saliency comparison of one face"
+    )
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -855,7 +859,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
     from core.paths import REPO_ROOT
 
-    flags = [flag for flag, on in (("--video-only", args.video_only), ("--live-only", args.live_only)) if on]
+    sections = ("video_only", "live_only", "photo_only", "compare_only")
+    flags = ["--" + name.replace("_", "-") for name in sections if getattr(args, name)]
     return subprocess.call([sys.executable, "-m", "tests.harness.bench", *flags], cwd=REPO_ROOT)
 
 
