@@ -268,3 +268,12 @@ def test_explain_json_rows_and_errors(tiny_registry, astronaut: Image.Image, tmp
         == 2
     )
     assert capsys.readouterr().err.startswith("error: no Grad-CAM layer 'block9'")
+
+
+def test_bench_runs_the_harness_outside_the_library_with_its_sections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda command, cwd=None: calls.append(command) or 0)
+    assert main(["bench", "--photo-only", "--compare-only"]) == 0
+    assert calls == [[sys.executable, "-m", "tests.harness.bench", "--photo-only", "--compare-only"]]
