@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,7 +286,9 @@ def _cached(
             return FaceDataset(data["images"], data["labels"], list(data["sources"]))
     dataset = load()
     file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = file.with_suffix(".tmp.npz")
+    # A temporary name of this process's own: two processes (e.g. two DDP ranks) caching the same
+    # dataset at once must not rename each other's file away.
+    temporary = file.with_name(f"{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
     np.savez(temporary, images=dataset.images, labels=dataset.labels, sources=np.array(dataset.sources))
     os.replace(temporary, file)
     return dataset

@@ -169,3 +169,37 @@ def test_validation_on_the_training_images_is_refused(tmp_path: Path, fer_folder
     check_held_out(fer_folders, "train", fer_folders, "val")
     check_held_out(flat, "train", fer_folders / "val", "val")
     check_held_out(csv_path, "train", csv_path, "val")
+
+
+def test_two_writers_caching_the_same_dataset_at_once_both_get_it(tmp_path, monkeypatch) -> None:
+    """Two DDP ranks (or visitors) load and cache one folder at the same moment: neither renames the
+    other's temporary file away."""
+    import threading
+
+    from core.data import datasets
+    from tests.helpers import write_fer_folders
+
+    root = write_fer_folders(tmp_path / "fer", count_per_class=2, splits=("val",))
+    monkeypatch.setenv("FER_STUDIO_CACHE", str(tmp_path / "cache"))
+    both_written = threading.Barrier(2)
+    real_replace = datasets.os.replace
+
+    def replace_once_both_wrote(source, target):
+        both_written.wait(timeout=30)  # both temporary files are written before either is renamed
+        real_replace(source, target)
+
+    monkeypatch.setattr(datasets.os, "replace", replace_once_both_wrote)
+    found, errors = [], []
+
+    def load() -> None:
+        try:
+            found.append(len(datasets.load_dataset(str(root / "val"))))
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            errors.append(error)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and found == [14, 14]
